@@ -1,0 +1,311 @@
+"""The Chaser Sessions API client: one pooled ``httpx.AsyncClient`` per process.
+
+Retries follow one rule: a request is repeated only when repeating it cannot do
+more than the caller asked. GET, DELETE, screenshot and preview-token are safe to
+repeat; ``POST /v1/sessions`` is repeated only when the connection was never made,
+because any later failure may mean the API already created (and is billing) a
+session that the caller never heard of.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from ._errors import (
+    APIStatusError,
+    AuthenticationError,
+    ChaserError,
+    InvalidResponse,
+    RateLimited,
+    RequestTimeout,
+    ServerError,
+    SessionNotFound,
+    SessionNotOpen,
+    TransportError,
+)
+from ._models import PreviewToken, Session, SessionPage
+
+log = logging.getLogger("chaser_mcp.api")
+M = TypeVar("M", Session, SessionPage, PreviewToken)
+
+DEFAULT_BASE_URL = "https://api.chaser.sh"
+SESSION_ID_PATTERN = r"^sess_[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_RETRYABLE_STATUS = frozenset({502, 503, 504})
+_CONNECT_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+def check_session_id(session_id: str) -> str:
+    """Refuse anything that is not a plain session id, so it can never alter a request path."""
+    if not _SESSION_ID.fullmatch(session_id):
+        raise ValueError(
+            f"{session_id[:80]!r} is not a session id: ids look like 'sess_019ec0d0-a88a-…' "
+            "(letters, digits, '-' and '_' after 'sess_')"
+        )
+    return session_id
+
+
+class ChaserClient:
+    """Async client for the Chaser Sessions API.
+
+    Create one per process and share it; ``for_key`` gives a view that sends
+    another caller's key over the same connection pool (multi-tenant HTTP).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        retry_after_cap: float = 20.0,
+        backoff_base: float = 0.25,
+        backoff_max: float = 4.0,
+        user_agent: str = "chaser-mcp",
+        transport: httpx.AsyncBaseTransport | None = None,
+        _http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._max_retries = max_retries
+        self._retry_after_cap = retry_after_cap
+        self._backoff = wait_random_exponential(multiplier=backoff_base, max=backoff_max)
+        self._owns_http = _http is None
+        self._http = _http or httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            transport=transport,
+            follow_redirects=False,
+        )
+        self.timeout = timeout
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._api_key)
+
+    def for_key(self, api_key: str) -> ChaserClient:
+        """A client that authenticates as ``api_key`` but shares this client's pool."""
+        view = ChaserClient.__new__(ChaserClient)
+        view.__dict__.update(self.__dict__)
+        view._api_key = api_key
+        view._owns_http = False
+        return view
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- the API ----------------------------------------------------------------------------------
+
+    async def create_session(self, *, ttl_seconds: int | None = None, profile: str | None = None) -> Session:
+        body: dict[str, Any] = {}
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = ttl_seconds
+        if profile:
+            body["profile"] = profile
+        response = await self._request("POST", "/v1/sessions", json=body, repeatable=False)
+        return self._parse(Session, response)
+
+    async def list_sessions(self, *, limit: int | None = None, cursor: str | None = None) -> SessionPage:
+        params: dict[str, str | int] = {}
+        if limit is not None:
+            params["limit"] = limit
+        if cursor:
+            params["cursor"] = cursor
+        response = await self._request("GET", "/v1/sessions", params=params)
+        return self._parse(SessionPage, response)
+
+    async def get_session(self, session_id: str) -> Session:
+        response = await self._request("GET", self._session_path(session_id))
+        return self._parse(Session, response)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Stop a session. True if this call stopped it, False if it was already closed (409)."""
+        try:
+            await self._request("DELETE", self._session_path(session_id))
+        except SessionNotOpen:
+            return False
+        return True
+
+    async def screenshot(self, session_id: str) -> bytes:
+        """The session's framebuffer as PNG bytes."""
+        response = await self._request("POST", self._session_path(session_id, "screenshot"))
+        if not response.content:
+            raise InvalidResponse(f"POST {response.request.url.path} answered with an empty body")
+        return response.content
+
+    async def preview_token(self, session_id: str) -> PreviewToken:
+        response = await self._request("POST", self._session_path(session_id, "preview-token"), json={})
+        return self._parse(PreviewToken, response)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _session_path(session_id: str, action: str | None = None) -> str:
+        path = "/v1/sessions/" + quote(check_session_id(session_id), safe="")
+        return f"{path}/{action}" if action else path
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str | int] | None = None,
+        repeatable: bool = True,
+    ) -> httpx.Response:
+        if not self._api_key:
+            raise AuthenticationError(
+                401, "missing_api_key", "no API key is configured", method=method, path=path
+            )
+
+        def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, TransportError):
+                return repeatable or isinstance(exc.__cause__, _CONNECT_FAILURES)
+            if isinstance(exc, RateLimited):
+                return repeatable
+            return repeatable and isinstance(exc, ServerError) and exc.status in _RETRYABLE_STATUS
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(should_retry),
+            stop=stop_after_attempt(self._max_retries + 1),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(method, path, json=json, params=params)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _send_once(
+        self, method: str, path: str, *, json: Any, params: dict[str, str | int] | None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        async with self._translate_transport_errors(method, path):
+            response = await self._http.request(method, path, json=json, params=params, headers=headers)
+        if response.is_success:
+            return response
+        raise self._status_error(response, method, path)
+
+    @asynccontextmanager
+    async def _translate_transport_errors(self, method: str, path: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(
+                f"{method} {path} got no answer within {self.timeout:g} s ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise TransportError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _status_error(self, response: httpx.Response, method: str, path: str) -> APIStatusError:
+        code, message = _error_fields(response)
+        message = self._redact(message)
+        status = response.status_code
+        if status == 429:
+            return RateLimited(
+                status, code, message, method=method, path=path, retry_after=_retry_after(response)
+            )
+        kind: type[APIStatusError] = APIStatusError
+        if status in (401, 403):
+            kind = AuthenticationError
+        elif status == 404 and code in (None, "session_not_found"):
+            kind = SessionNotFound
+        elif status == 409 and code in (None, "session_not_open"):
+            kind = SessionNotOpen
+        elif status >= 500:
+            kind = ServerError
+        return kind(status, code, message, method=method, path=path)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, self._retry_after_cap)
+        return float(self._backoff(state))
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("retrying after %s (attempt %d, waiting %.2f s)", exc, state.attempt_number, wait)
+
+    @staticmethod
+    def _parse(model: type[M], response: httpx.Response) -> M:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise InvalidResponse(
+                f"{response.request.method} {response.request.url.path} answered HTTP "
+                f"{response.status_code} with a body that is not a valid {model.__name__}: "
+                f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
+            ) from exc
+
+
+def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
+    """(code, message) from ``{"error": {...}}``, a flat ``{"code", "message"}`` or any other body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        inner = body.get("error")
+        fields = inner if isinstance(inner, dict) else body
+        code = fields.get("code")
+        message = fields.get("message")
+        if isinstance(inner, str) and not message:
+            message = inner
+        if code is not None or message is not None:
+            return (str(code) if code is not None else None), str(message or response.reason_phrase)
+    text = " ".join(response.text.split())[:200]
+    return None, text or response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+__all__ = ["DEFAULT_BASE_URL", "SESSION_ID_PATTERN", "ChaserClient", "ChaserError", "check_session_id"]

@@ -1,0 +1,203 @@
+"""Who owns which session, and the cleanup that runs when a conversation ends.
+
+A *conversation* is whatever the transport calls one client connection (the stdio
+process, an SSE stream, an ``Mcp-Session-Id``, a stateless caller's lease). This
+module does not care which: transports open and end conversations by id, tools ask
+it who owns what. Every session a conversation creates is recorded the moment the
+API returns its id, before anything else can fail, and stays recorded after it is
+deleted, so a second delete never needs ``force`` and a failed delete is retried at
+cleanup. Ending a conversation deletes its open, non-persisted sessions
+concurrently, within a bounded time, and logs the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+
+from .api import ChaserClient, ChaserError
+
+log = logging.getLogger("chaser_mcp.conversations")
+
+
+class ConversationEnded(Exception):
+    """A tool call arrived for a conversation that is being cleaned up."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"conversation {conversation_id} has ended")
+
+
+@dataclass
+class OwnedSession:
+    session_id: str
+    persist: bool
+    closed: bool = False
+
+
+@dataclass
+class Conversation:
+    """One client connection's view: the API key it acts with and the sessions it made."""
+
+    id: str
+    api: ChaserClient
+    sessions: dict[str, OwnedSession] = field(default_factory=dict)
+    ended: bool = False
+    creates_in_flight: int = 0
+    _drained: anyio.Event | None = None
+
+    def owns(self, session_id: str) -> bool:
+        return session_id in self.sessions
+
+    def is_persisted(self, session_id: str) -> bool:
+        owned = self.sessions.get(session_id)
+        return owned is not None and owned.persist
+
+    def owned_ids(self) -> list[str]:
+        return list(self.sessions)
+
+    def pending_cleanup(self) -> list[str]:
+        """Sessions that ending this conversation would delete."""
+        return [s.session_id for s in self.sessions.values() if not s.persist and not s.closed]
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    conversation_id: str
+    reason: str
+    deleted: tuple[str, ...] = ()
+    already_closed: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+    kept: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        parts = [
+            f"conversation {self.conversation_id} ended ({self.reason}) in {self.seconds:.2f} s:",
+            f"{len(self.deleted)} deleted, {len(self.already_closed)} already closed,",
+            f"{len(self.kept)} kept (persist), {len(self.failed)} failed",
+        ]
+        if self.failed:
+            parts.append("- failed: " + ", ".join(f"{sid} ({why})" for sid, why in self.failed))
+        return " ".join(parts)
+
+
+class Conversations:
+    """The registry of live conversations. One per server process."""
+
+    def __init__(self, *, cleanup_timeout: float = 10.0) -> None:
+        self._cleanup_timeout = cleanup_timeout
+        self._live: dict[str, Conversation] = {}
+
+    def open(self, conversation_id: str, api: ChaserClient) -> Conversation:
+        """The conversation with this id, created on first use."""
+        conversation = self._live.get(conversation_id)
+        if conversation is None:
+            conversation = self._live[conversation_id] = Conversation(conversation_id, api)
+            log.debug("conversation %s opened", conversation_id)
+        return conversation
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        return self._live.get(conversation_id)
+
+    def __iter__(self) -> Iterator[Conversation]:
+        return iter(list(self._live.values()))
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def record_created(self, conversation: Conversation, session_id: str, *, persist: bool) -> None:
+        conversation.sessions[session_id] = OwnedSession(session_id, persist)
+
+    def record_closed(self, conversation: Conversation, session_id: str) -> None:
+        owned = conversation.sessions.get(session_id)
+        if owned is not None:
+            owned.closed = True
+
+    @asynccontextmanager
+    async def creating(self, conversation: Conversation) -> AsyncIterator[None]:
+        """Bracket a create: the request and recording its id are shielded from cancellation,
+        and ending the conversation waits for them, so a session created while the
+        conversation ends is still found and deleted."""
+        if conversation.ended:
+            raise ConversationEnded(conversation.id)
+        conversation.creates_in_flight += 1
+        try:
+            with anyio.CancelScope(shield=True):
+                yield
+        finally:
+            conversation.creates_in_flight -= 1
+            if conversation.creates_in_flight == 0 and conversation._drained is not None:
+                conversation._drained.set()
+
+    async def end(self, conversation_id: str, reason: str) -> CleanupReport | None:
+        """End a conversation: delete its open, non-persisted sessions. Safe to call twice."""
+        conversation = self._live.pop(conversation_id, None)
+        if conversation is None:
+            return None
+        conversation.ended = True
+        if conversation.creates_in_flight:
+            conversation._drained = anyio.Event()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout):
+                await conversation._drained.wait()
+        report = await self._clean(conversation, reason)
+        log_fn = log.info if report.ok else log.error
+        log_fn("%s", report.summary())
+        return report
+
+    async def end_all(self, reason: str) -> list[CleanupReport]:
+        """End every live conversation at once (server shutdown), within one overall bound."""
+        reports: list[CleanupReport] = []
+
+        async def end_one(conversation_id: str) -> None:
+            report = await self.end(conversation_id, reason)
+            if report is not None:
+                reports.append(report)
+
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for conversation_id in list(self._live):
+                    tg.start_soon(end_one, conversation_id)
+        return reports
+
+    async def _clean(self, conversation: Conversation, reason: str) -> CleanupReport:
+        started = time.monotonic()
+        targets = conversation.pending_cleanup()
+        kept = tuple(s.session_id for s in conversation.sessions.values() if s.persist and not s.closed)
+        deleted: list[str] = []
+        already_closed: list[str] = []
+        failed: dict[str, str] = {sid: f"not finished within {self._cleanup_timeout:g} s" for sid in targets}
+
+        async def delete(session_id: str) -> None:
+            try:
+                stopped = await conversation.api.delete_session(session_id)
+            except ChaserError as exc:
+                failed[session_id] = str(exc)
+                return
+            failed.pop(session_id, None)
+            conversation.sessions[session_id].closed = True
+            (deleted if stopped else already_closed).append(session_id)
+
+        # Shielded: cleanup runs while the server is being cancelled (signal, stream closed),
+        # and a half-finished cleanup is exactly how a paid session leaks.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout):
+            async with anyio.create_task_group() as tg:
+                for session_id in targets:
+                    tg.start_soon(delete, session_id)
+        return CleanupReport(
+            conversation_id=conversation.id,
+            reason=reason,
+            deleted=tuple(sorted(deleted)),
+            already_closed=tuple(sorted(already_closed)),
+            failed=tuple(sorted(failed.items())),
+            kept=kept,
+            seconds=time.monotonic() - started,
+        )

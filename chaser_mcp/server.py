@@ -1,0 +1,109 @@
+"""Build the MCP server: tools and prompts on top of shared, process-level state.
+
+The API client and the conversation registry are created once per process by the
+caller and passed in, never in an SDK lifespan: SSE runs the lifespan once per
+stream, and the 2026-07-28 protocol makes a fresh connection for every request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
+
+from . import __version__
+from .api import ChaserClient
+from .conversations import Conversation, Conversations
+from .prompts import register_prompts
+from .settings import Settings
+from .tools import ConversationOf, SessionTools
+
+INSTRUCTIONS = """\
+Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until
+it is ready; take_screenshot shows its screen; get_preview_link hands it to a person. Sessions this
+conversation creates are deleted when it ends unless created with persist=true; delete them yourself
+with delete_session as soon as you are done."""
+
+STDIO_CONVERSATION = "stdio"
+
+
+def user_agent() -> str:
+    return f"chaser-mcp/{__version__}"
+
+
+def make_client(settings: Settings) -> ChaserClient:
+    """The one API client of this process."""
+    return ChaserClient(
+        settings.api_key,
+        base_url=settings.base_url,
+        timeout=settings.timeout,
+        user_agent=user_agent(),
+    )
+
+
+@dataclass
+class ServerState:
+    """What a running server shares across every transport and conversation."""
+
+    settings: Settings
+    client: ChaserClient
+    conversations: Conversations
+
+
+def single_conversation(state: ServerState, conversation_id: str = STDIO_CONVERSATION) -> ConversationOf:
+    """Every request belongs to one conversation: the stdio process (or an in-memory client)."""
+
+    def conversation_of(ctx: Context) -> Conversation:
+        return state.conversations.open(conversation_id, state.client)
+
+    return conversation_of
+
+
+class ChaserMCPServer(MCPServer[Any]):
+    """MCPServer whose argument errors read as one plain sentence per bad field."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(describe_invalid_arguments(name, exc.__cause__)) from exc.__cause__
+            raise
+
+
+def describe_invalid_arguments(tool: str, error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "arguments"
+        if item["type"] == "missing":
+            problems.append(f"{field} is required")
+            continue
+        given = repr(item.get("input"))
+        given = given if len(given) <= 60 else given[:57] + "..."
+        problems.append(f"{field}: {item['msg']} (got {given})")
+    return (
+        f"Invalid arguments for {tool}: "
+        + "; ".join(problems)
+        + f". Nothing was sent; fix and call {tool} again."
+    )
+
+
+def build_server(state: ServerState, conversation_of: ConversationOf | None = None) -> MCPServer:
+    server: MCPServer = ChaserMCPServer(
+        "chaser",
+        title="Chaser browser sessions",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        website_url="https://chaser.sh",
+        log_level=state.settings.log_level,  # type: ignore[arg-type]
+    )
+    tools = SessionTools(state.settings, state.conversations, conversation_of or single_conversation(state))
+    tools.register(server)
+    register_prompts(server)
+    return server

@@ -1,0 +1,55 @@
+"""Serve one conversation over stdio, and clean it up however the process is told to stop.
+
+The stdio process is the conversation. It ends on stdin EOF (the client exited or
+was killed) or on SIGTERM, SIGINT or SIGHUP. The SDK alone skips all cleanup on
+SIGTERM and hangs on SIGINT (its stdin reader thread cannot be cancelled), so the
+signals are handled here: cancel in-flight calls, delete the conversation's
+sessions within the cleanup bound, then leave with ``os._exit(0)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+
+from .server import ServerState
+
+log = logging.getLogger("chaser_mcp.stdio")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+async def _shutdown(state: ServerState, reason: str) -> None:
+    reports = await state.conversations.end_all(reason)
+    if not reports:
+        log.info("stopped (%s): no conversation had sessions to clean up", reason)
+    with anyio.CancelScope(shield=True):
+        await state.client.aclose()
+
+
+async def serve_stdio(state: ServerState, server: MCPServer) -> None:
+    """Run until stdin closes or a stop signal arrives; returns only on stdin EOF."""
+    serve_scope = anyio.CancelScope()
+
+    async def exit_on_signal() -> None:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                log.info("%s received: cleaning up", name)
+                serve_scope.cancel()  # in-flight tools unwind (a pending create deletes its session)
+                await _shutdown(state, name)
+                logging.shutdown()
+                sys.stderr.flush()
+                os._exit(0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(exit_on_signal)
+        with serve_scope:
+            await server.run_stdio_async()
+        tg.cancel_scope.cancel()
+    await _shutdown(state, "stdin closed")

@@ -1,0 +1,363 @@
+"""The session tools: validate input, call the API client, shape the result.
+
+Each tool is a thin method of ``SessionTools``; the API client does the HTTP, the
+``Conversations`` registry does ownership, ``images`` fits screenshots, and
+``errors.explain`` writes the sentence a model reads when something fails.
+Input limits live in the signatures, so bad input is refused before any request.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Literal, TypeVar
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ImageContent, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from .api import SESSION_ID_PATTERN, ChaserError, Session, SessionNotFound, SessionNotOpen
+from .conversations import Conversation, ConversationEnded, Conversations
+from .errors import explain
+from .settings import Settings
+
+log = logging.getLogger("chaser_mcp.tools")
+
+T = TypeVar("T")
+ConversationOf = Callable[[Context], Conversation]
+
+SessionId = Annotated[
+    str,
+    Field(
+        pattern=SESSION_ID_PATTERN,
+        max_length=133,
+        description="Session id from create_session or list_sessions, like 'sess_019ec0d0-…'",
+    ),
+]
+
+
+class SessionInfo(Session):
+    """A session as the API reports it, plus what this conversation knows about it."""
+
+    owned: bool = Field(description="Created by this conversation (deleted when it ends unless persisted)")
+    persist: bool = Field(default=False, description="Kept running after this conversation ends")
+    note: str | None = Field(default=None, description="What to do next, when there is something to do")
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+    next_cursor: str | None = Field(default=None, description="Pass as cursor to get the next page")
+    has_more: bool
+
+
+class DeleteResult(BaseModel):
+    session_id: str
+    outcome: Literal["deleted", "already_closed"]
+    owned: bool
+
+
+class PreviewLink(BaseModel):
+    session_id: str
+    url: str = Field(description="Live view of the session's screen; give it to a person")
+    expires_at: datetime | None
+    input_enabled: bool = Field(description="Whether clicks and taps in the live view reach the session")
+    fps: int | None
+
+
+READ = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+
+
+class SessionTools:
+    """The six session tools, bound to one server's settings and conversations."""
+
+    def __init__(self, settings: Settings, conversations: Conversations, conversation_of: ConversationOf):
+        self._settings = settings
+        self._conversations = conversations
+        self._conversation_of = conversation_of
+
+    def register(self, server: MCPServer) -> None:
+        server.add_tool(
+            self.create_session,
+            title="Create browser session",
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+            ),
+        )
+        server.add_tool(self.list_sessions, title="List browser sessions", annotations=READ)
+        server.add_tool(self.get_session, title="Get browser session", annotations=READ)
+        server.add_tool(
+            self.delete_session,
+            title="Delete browser session",
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+            ),
+        )
+        server.add_tool(self.take_screenshot, title="Take screenshot", annotations=READ)
+        server.add_tool(
+            self.get_preview_link,
+            title="Get live preview link",
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+            ),
+        )
+
+    # -- tools ------------------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        ctx: Context,
+        ttl_seconds: Annotated[int, Field(ge=60, le=3600, description="Lifetime in seconds")] = 1800,
+        wait_until_ready: Annotated[bool, Field(description="Wait (~15-25 s) until it can be used")] = True,
+        persist: Annotated[bool, Field(description="Keep it running after this conversation ends")] = False,
+    ) -> SessionInfo:
+        """Start a real mobile browser session (billed while open). It is deleted when this
+        conversation ends unless persist is true; delete it yourself when done."""
+        conversation = self._conversation_of(ctx)
+        try:
+            async with self._conversations.creating(conversation):
+                session = await conversation.api.create_session(
+                    ttl_seconds=ttl_seconds, profile=self._settings.profile
+                )
+                # Recorded before anything else can fail, so no later error loses track of it.
+                self._conversations.record_created(conversation, session.id, persist=persist)
+        except ConversationEnded as exc:
+            raise ToolError("This conversation is ending; no new session was created.") from exc
+        except ChaserError as exc:
+            raise ToolError(
+                explain(exc, base_url=self._settings.base_url)
+                + " If the failure happened after the request was sent, a session may exist:"
+                " call list_sessions before creating another."
+            ) from exc
+        log.info("conversation %s created %s (persist=%s)", conversation.id, session.id, persist)
+        if wait_until_ready and session.status == "creating":
+            try:
+                session = await self._wait_until_ready(ctx, conversation, session)
+            except BaseException:
+                # Cancelled (or crashed) while waiting: nobody will ever learn this id.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.cleanup_timeout):
+                    await self._delete_quietly(conversation, session.id)
+                raise
+        if session.status == "error":
+            await self._delete_quietly(conversation, session.id)
+            raise ToolError(
+                f"Session {session.id} failed to start (ended_reason: {session.ended_reason or 'unknown'}) "
+                "and was deleted. Call create_session again; if it keeps failing, check https://chaser.sh."
+            )
+        note = None
+        if session.status == "creating":
+            note = (
+                f"Still creating after {self._settings.ready_timeout:g} s. Call get_session with this id "
+                "in a few seconds; it is owned by this conversation and will be cleaned up with it."
+                if wait_until_ready
+                else "Creating; call get_session until status is 'ready' (usually 15-25 s)."
+            )
+        return self._info(conversation, session, note=note)
+
+    async def list_sessions(
+        self,
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=100, description="Page size")] = 20,
+        cursor: Annotated[
+            str | None, Field(max_length=2048, description="next_cursor of a previous page")
+        ] = None,
+        owned_only: Annotated[bool, Field(description="Only sessions this conversation created")] = False,
+    ) -> SessionList:
+        """List sessions in the workspace, newest first, marking the ones this conversation owns."""
+        conversation = self._conversation_of(ctx)
+        if owned_only:
+            return await self._list_owned(conversation, limit)
+        page = await self._call(conversation.api.list_sessions(limit=limit, cursor=cursor))
+        return SessionList(
+            sessions=[self._info(conversation, s) for s in page.data],
+            next_cursor=page.next_cursor,
+            has_more=page.has_more,
+        )
+
+    async def get_session(self, ctx: Context, session_id: SessionId) -> SessionInfo:
+        """Get a session's status, CDP URL, device and times."""
+        conversation = self._conversation_of(ctx)
+        session = await self._call(conversation.api.get_session(session_id), session_id)
+        if not session.is_open:
+            self._conversations.record_closed(conversation, session_id)
+        return self._info(conversation, session)
+
+    async def delete_session(
+        self,
+        ctx: Context,
+        session_id: SessionId,
+        force: Annotated[
+            bool, Field(description="Also delete a session this conversation did not create")
+        ] = False,
+    ) -> DeleteResult:
+        """Stop a session and its billing. Deleting one that already ended is not an error."""
+        conversation = self._conversation_of(ctx)
+        owned = conversation.owns(session_id)
+        if not owned and not force:
+            raise ToolError(
+                f"Session {session_id} was not created by this conversation, so it was not deleted. "
+                "If the user really wants it stopped, call delete_session again with force=true."
+            )
+        stopped = await self._call(conversation.api.delete_session(session_id), session_id)
+        self._conversations.record_closed(conversation, session_id)
+        log.info("conversation %s deleted %s (%s)", conversation.id, session_id, stopped)
+        return DeleteResult(
+            session_id=session_id, outcome="deleted" if stopped else "already_closed", owned=owned
+        )
+
+    async def take_screenshot(
+        self,
+        ctx: Context,
+        session_id: SessionId,
+        max_width: Annotated[
+            int | None, Field(ge=64, le=4096, description="Downscale to at most this many pixels wide")
+        ] = None,
+        image_format: Annotated[
+            Literal["auto", "png", "jpeg", "webp"],
+            Field(description="auto: PNG when it fits the size budget, else JPEG"),
+        ] = "auto",
+    ) -> list[TextContent | ImageContent]:
+        """Capture the session's screen as an image (fitted to the client's size budget)."""
+        from .images import fit_screenshot  # Pillow is loaded only when a capture needs it
+
+        conversation = self._conversation_of(ctx)
+        try:
+            png = await conversation.api.screenshot(session_id)
+        except SessionNotOpen as exc:
+            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
+        except ChaserError as exc:
+            raise ToolError(explain(exc, session_id=session_id, base_url=self._settings.base_url)) from exc
+        try:
+            fitted = await anyio.to_thread.run_sync(
+                lambda: fit_screenshot(
+                    png,
+                    max_base64_bytes=self._settings.screenshot_max_bytes,
+                    max_width=max_width,
+                    image_format=image_format,
+                )
+            )
+        except ValueError as exc:
+            raise ToolError(f"The screenshot of {session_id} could not be used: {exc}") from exc
+        data = base64.b64encode(fitted.data).decode("ascii")
+        return [
+            TextContent(type="text", text=f"Screenshot of {session_id}: {fitted.summary()}"),
+            ImageContent(type="image", data=data, mime_type=fitted.mime_type),
+        ]
+
+    async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
+        """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
+        conversation = self._conversation_of(ctx)
+        try:
+            token = await conversation.api.preview_token(session_id)
+        except SessionNotOpen as exc:
+            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
+        except ChaserError as exc:
+            raise ToolError(explain(exc, session_id=session_id, base_url=self._settings.base_url)) from exc
+        return PreviewLink(
+            session_id=session_id,
+            url=token.url,
+            expires_at=token.expires_at,
+            input_enabled=token.input_enabled,
+            fps=token.fps,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    async def _call(self, call: Awaitable[T], session_id: str | None = None) -> T:
+        try:
+            return await call
+        except ChaserError as exc:
+            raise ToolError(explain(exc, session_id=session_id, base_url=self._settings.base_url)) from exc
+
+    def _info(self, conversation: Conversation, session: Session, *, note: str | None = None) -> SessionInfo:
+        return SessionInfo(
+            **session.model_dump(),
+            owned=conversation.owns(session.id),
+            persist=conversation.is_persisted(session.id),
+            note=note,
+        )
+
+    async def _wait_until_ready(self, ctx: Context, conversation: Conversation, session: Session) -> Session:
+        """Poll with backoff until the session leaves ``creating``, reporting progress meanwhile."""
+        started = time.monotonic()
+        delay = 0.25
+        with anyio.move_on_after(self._settings.ready_timeout):
+            while session.status == "creating":
+                elapsed = time.monotonic() - started
+                await ctx.report_progress(
+                    elapsed,
+                    self._settings.ready_timeout,
+                    f"{session.id} is {session.status} ({elapsed:.0f} s)",
+                )
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                try:
+                    session = await conversation.api.get_session(session.id)
+                except ChaserError as exc:
+                    # The session exists and is owned; a failed poll must not lose it.
+                    log.warning("polling %s failed: %s", session.id, exc)
+        if session.status != "creating":
+            await ctx.report_progress(
+                time.monotonic() - started, self._settings.ready_timeout, f"{session.id} is {session.status}"
+            )
+        return session
+
+    async def _delete_quietly(self, conversation: Conversation, session_id: str) -> None:
+        try:
+            await conversation.api.delete_session(session_id)
+        except ChaserError as exc:
+            log.warning("could not delete %s now, it stays owned for cleanup: %s", session_id, exc)
+            return
+        self._conversations.record_closed(conversation, session_id)
+
+    async def _not_open_reason(self, conversation: Conversation, session_id: str, exc: ChaserError) -> str:
+        """Say whether a 409 session is still starting or already over, and what to do."""
+        try:
+            session = await conversation.api.get_session(session_id)
+        except SessionNotFound:
+            return f"Session {session_id} was not found: check the id with list_sessions."
+        except ChaserError:
+            return explain(exc, session_id=session_id)
+        if session.status == "creating":
+            return (
+                f"Session {session_id} is still starting (HTTP 409 session_not_open, status 'creating'). "
+                "Wait a few seconds and try again, or call get_session until status is 'ready'."
+            )
+        self._conversations.record_closed(conversation, session_id)
+        reason = f", ended_reason '{session.ended_reason}'" if session.ended_reason else ""
+        return (
+            f"Session {session_id} has ended (HTTP 409 session_not_open, status '{session.status}'{reason}). "
+            "Create a new session with create_session."
+        )
+
+    async def _list_owned(self, conversation: Conversation, limit: int) -> SessionList:
+        """This conversation's sessions, fetched one by one (the API cannot filter by owner)."""
+        ids = conversation.owned_ids()
+        found: dict[str, Session] = {}
+
+        async def fetch(session_id: str) -> None:
+            with contextlib.suppress(SessionNotFound):
+                found[session_id] = await conversation.api.get_session(session_id)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for session_id in ids:
+                    tg.start_soon(fetch, session_id)
+        except* ChaserError as group:
+            first = group.exceptions[0]
+            assert isinstance(first, ChaserError)
+            raise ToolError(explain(first, base_url=self._settings.base_url)) from group
+        oldest = datetime.min.replace(tzinfo=UTC)
+        newest_first = sorted(found.values(), key=lambda s: s.created_at or oldest, reverse=True)
+        return SessionList(
+            sessions=[self._info(conversation, s) for s in newest_first[:limit]],
+            next_cursor=None,
+            has_more=len(newest_first) > limit,
+        )
