@@ -28,7 +28,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "environment variables; flags override them.",
     )
     parser.add_argument("--version", action="version", version=f"chaser-mcp {__version__}")
-    parser.add_argument("--transport", choices=["stdio"], default="stdio", help="how clients connect")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "http", "sse"],
+        help="how clients connect (CHASER_TRANSPORT; default stdio)",
+    )
+    parser.add_argument("--host", help="address to listen on for http/sse (CHASER_HOST; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port for http/sse (CHASER_PORT; default 8931)")
+    parser.add_argument(
+        "--auth-token", help="bearer token callers must send (CHASER_AUTH_TOKEN); required off loopback"
+    )
+    parser.add_argument(
+        "--multi-tenant",
+        action="store_true",
+        default=None,
+        help="hold no key: each caller sends its own Chaser key as its bearer token (CHASER_MULTI_TENANT)",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        help="seconds before an abandoned Mcp-Session-Id is cleaned up (CHASER_SESSION_IDLE_TIMEOUT; 1800)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        help="seconds a stateless caller may idle before cleanup (CHASER_LEASE_SECONDS; 900)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        help="extra Host header value to accept, e.g. mcp.example.com:443 (repeatable; CHASER_ALLOWED_HOSTS)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        help="extra Origin to accept (repeatable; CHASER_ALLOWED_ORIGINS)",
+    )
+    parser.add_argument("--journal", help="crash journal path, or 'off' (CHASER_JOURNAL)")
     parser.add_argument("--base-url", help="API root (CHASER_BASE_URL)")
     parser.add_argument("--timeout", type=float, help="seconds for one API request (CHASER_TIMEOUT)")
     parser.add_argument(
@@ -45,6 +81,17 @@ def load_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         timeout=args.timeout,
         ready_timeout=args.ready_timeout,
         log_level=args.log_level.upper() if args.log_level else None,
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        auth_token=args.auth_token,
+        multi_tenant=args.multi_tenant,
+        session_idle_timeout=args.session_idle_timeout,
+        lease_seconds=args.lease,
+        allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
+        allowed_origins=tuple(args.allowed_origin) if args.allowed_origin else None,
+        journal_path=args.journal if args.journal and args.journal.lower() != "off" else None,
+        journal_enabled=False if args.journal and args.journal.lower() == "off" else None,
     )
 
 
@@ -59,12 +106,20 @@ def configure_logging(level: str) -> None:
 
 async def run(settings: Settings) -> None:
     client = make_client(settings)
-    state = ServerState(settings, client, Conversations(cleanup_timeout=settings.cleanup_timeout))
-    if not settings.api_key:
+    conversations = Conversations(
+        cleanup_timeout=settings.cleanup_timeout, sweep_interval=settings.sweep_interval
+    )
+    state = ServerState(settings, client, conversations)
+    if not settings.api_key and not settings.multi_tenant:
         log.warning("CHASER_KEY is not set: every tool will answer with an error saying how to set it")
-    from .stdio import serve_stdio
+    if settings.transport == "stdio":
+        from .stdio import serve_stdio
 
-    await serve_stdio(state, build_server(state))
+        await serve_stdio(state, build_server(state))
+    else:
+        from .http import serve_http
+
+        await serve_http(state)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> None:

@@ -45,6 +45,9 @@ class Conversation:
 
     id: str
     api: ChaserClient
+    principal: str = "local"
+    idle_timeout: float | None = None  # None: ends only by an explicit signal (stdin EOF, stream close)
+    last_seen: float = field(default_factory=time.monotonic)
     sessions: dict[str, OwnedSession] = field(default_factory=dict)
     ended: bool = False
     creates_in_flight: int = 0
@@ -93,17 +96,49 @@ class CleanupReport:
 class Conversations:
     """The registry of live conversations. One per server process."""
 
-    def __init__(self, *, cleanup_timeout: float = 10.0) -> None:
+    def __init__(self, *, cleanup_timeout: float = 10.0, sweep_interval: float = 30.0) -> None:
         self._cleanup_timeout = cleanup_timeout
+        self._sweep_interval = sweep_interval
         self._live: dict[str, Conversation] = {}
 
-    def open(self, conversation_id: str, api: ChaserClient) -> Conversation:
-        """The conversation with this id, created on first use."""
+    def open(
+        self,
+        conversation_id: str,
+        api: ChaserClient,
+        *,
+        principal: str = "local",
+        idle_timeout: float | None = None,
+    ) -> Conversation:
+        """The conversation with this id, created on first use; every use renews its lease."""
         conversation = self._live.get(conversation_id)
         if conversation is None:
-            conversation = self._live[conversation_id] = Conversation(conversation_id, api)
+            conversation = Conversation(conversation_id, api, principal=principal, idle_timeout=idle_timeout)
+            self._live[conversation_id] = conversation
             log.debug("conversation %s opened", conversation_id)
+        conversation.last_seen = time.monotonic()
         return conversation
+
+    def touch(self, conversation_id: str) -> None:
+        """Renew a conversation's lease (any request from its client counts)."""
+        conversation = self._live.get(conversation_id)
+        if conversation is not None:
+            conversation.last_seen = time.monotonic()
+
+    async def end_idle(self) -> list[CleanupReport]:
+        """End every conversation whose client has been silent past its idle timeout."""
+        now = time.monotonic()
+        idle = [
+            c.id
+            for c in self._live.values()
+            if c.idle_timeout is not None and now - c.last_seen > c.idle_timeout
+        ]
+        return await self._end_many(idle, "idle timeout")
+
+    async def sweep_idle_forever(self) -> None:
+        """The idle sweeper: the only end signal a stateless (2026-07-28) caller leaves."""
+        while True:
+            await anyio.sleep(self._sweep_interval)
+            await self.end_idle()
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self._live.get(conversation_id)
@@ -155,6 +190,9 @@ class Conversations:
 
     async def end_all(self, reason: str) -> list[CleanupReport]:
         """End every live conversation at once (server shutdown), within one overall bound."""
+        return await self._end_many(list(self._live), reason)
+
+    async def _end_many(self, conversation_ids: list[str], reason: str) -> list[CleanupReport]:
         reports: list[CleanupReport] = []
 
         async def end_one(conversation_id: str) -> None:
@@ -164,7 +202,7 @@ class Conversations:
 
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:
-                for conversation_id in list(self._live):
+                for conversation_id in conversation_ids:
                     tg.start_soon(end_one, conversation_id)
         return reports
 

@@ -27,11 +27,26 @@ class Settings:
     screenshot_max_bytes: int = 1_000_000
     cleanup_timeout: float = 10.0
     log_level: str = "INFO"
+    # network transports (issue: SSE and streamable HTTP)
+    transport: str = "stdio"
+    host: str = "127.0.0.1"
+    port: int = 8931
+    auth_token: str | None = None
+    multi_tenant: bool = False
+    session_idle_timeout: float = 1800.0
+    lease_seconds: float = 900.0
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_000_000
+    journal_path: str | None = None
+    journal_enabled: bool = True
 
     def __repr__(self) -> str:  # the key must never reach a log line, even through repr()
-        fields = {k: v for k, v in self.__dict__.items() if k != "api_key"}
+        secret = ("api_key", "auth_token")
+        fields = {k: v for k, v in self.__dict__.items() if k not in secret}
         shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-        return f"Settings(api_key={'set' if self.api_key else None}, {shown})"
+        hidden = ", ".join(f"{k}={'set' if getattr(self, k) else None}" for k in secret)
+        return f"Settings({hidden}, {shown})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -47,6 +62,20 @@ class Settings:
             ),
             "cleanup_timeout": _number(env, "CHASER_CLEANUP_TIMEOUT", 10.0, low=0.1, high=300),
             "log_level": (env.get("CHASER_LOG_LEVEL", "").strip() or "INFO").upper(),
+            "transport": env.get("CHASER_TRANSPORT", "").strip().lower() or "stdio",
+            "host": env.get("CHASER_HOST", "").strip() or "127.0.0.1",
+            "port": int(_number(env, "CHASER_PORT", 8931, low=0, high=65535)),
+            "auth_token": env.get("CHASER_AUTH_TOKEN", "").strip() or None,
+            "multi_tenant": _flag(env, "CHASER_MULTI_TENANT"),
+            "session_idle_timeout": _number(env, "CHASER_SESSION_IDLE_TIMEOUT", 1800.0, low=0.1, high=86400),
+            "lease_seconds": _number(env, "CHASER_LEASE_SECONDS", 900.0, low=0.1, high=86400),
+            "allowed_hosts": _list(env, "CHASER_ALLOWED_HOSTS"),
+            "allowed_origins": _list(env, "CHASER_ALLOWED_ORIGINS"),
+            "max_body_bytes": int(
+                _number(env, "CHASER_MAX_BODY_BYTES", 1_000_000, low=1024, high=100_000_000)
+            ),
+            "journal_path": env.get("CHASER_JOURNAL", "").strip() or None,
+            "journal_enabled": env.get("CHASER_JOURNAL", "").strip().lower() not in ("off", "none", "0"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -58,13 +87,44 @@ class Settings:
             raise SettingsError(
                 f"CHASER_BASE_URL must start with http:// or https://, got {self.base_url[:100]!r}"
             )
+        if self.transport not in ("stdio", "http", "sse"):
+            raise SettingsError(f"the transport must be stdio, http or sse, got {self.transport!r}")
+        if self.transport != "stdio" and not self.multi_tenant and not self.auth_token:
+            from .http import is_loopback
+
+            if not is_loopback(self.host):
+                raise SettingsError(
+                    f"refusing to listen on {self.host} without an inbound token: anyone who can reach it "
+                    "could spend your Chaser key. Set --auth-token (CHASER_AUTH_TOKEN), use --multi-tenant "
+                    "so callers bring their own keys, or bind to 127.0.0.1."
+                )
+        if self.multi_tenant and self.transport == "stdio":
+            raise SettingsError("--multi-tenant needs an HTTP transport (--transport http or sse)")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(
                 f"CHASER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
             )
 
+    @property
+    def sweep_interval(self) -> float:
+        """How often idle conversations are looked for: a quarter of the shortest idle limit."""
+        return min(30.0, max(0.1, min(self.lease_seconds, self.session_idle_timeout) / 4))
+
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw[:20]!r}")
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
