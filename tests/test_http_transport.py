@@ -7,8 +7,8 @@ Chaser API and counts, at the fake, exactly which sessions were deleted.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,11 @@ def connect(
 ) -> AbstractAsyncContextManager[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if url.endswith("/sse"):
-        return Client(sse_client(url, headers=headers), mode=mode)  # type: ignore[arg-type]
+        return Client(sse_client(url, headers=headers), mode=mode)
     http = httpx2.AsyncClient(headers=headers, timeout=30)
     return Client(
         streamable_http_client(url, http_client=http, terminate_on_close=terminate_on_close),
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
     )
 
 

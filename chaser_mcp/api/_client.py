@@ -228,6 +228,8 @@ class ChaserClient:
 
     def _status_error(self, response: httpx.Response, method: str, path: str) -> APIStatusError:
         code, message = _error_fields(response)
+        # Both come from the body, and a body may echo the key back: neither may carry it on.
+        code = self._redact(code) if code is not None else None
         message = self._redact(message)
         status = response.status_code
         if status == 429:
