@@ -147,7 +147,10 @@ class ChaserClient:
         return self._parse(Session, response)
 
     async def delete_session(self, session_id: str) -> bool:
-        """Stop a session. True if this call stopped it, False if it was already closed (409)."""
+        """Stop a session. True if the API answered 204, False if it was already closed (409).
+
+        A retried DELETE whose first 204 was lost reads as False: the session is stopped
+        either way, which is all a caller needs to know."""
         try:
             await self._request("DELETE", self._session_path(session_id))
         except SessionNotOpen:
@@ -271,7 +274,7 @@ class ChaserClient:
                 f"{response.request.method} {response.request.url.path} answered HTTP "
                 f"{response.status_code} with a body that is not a valid {model.__name__}: "
                 f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
-            ) from exc
+            ) from None  # the ValidationError quotes the body, which could echo a secret
 
 
 def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
