@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -17,6 +19,9 @@ from . import __version__
 from .conversations import Conversations
 from .server import ServerState, build_server, make_client
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from .journal import SessionJournal
 
 log = logging.getLogger("chaser_mcp")
 
@@ -104,22 +109,41 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
+def open_journal(settings: Settings) -> SessionJournal | None:
+    if not settings.journal_enabled:
+        return None
+    from .journal import SessionJournal
+
+    return SessionJournal(settings.journal_path)
+
+
 async def run(settings: Settings) -> None:
-    client = make_client(settings)
+    journal = open_journal(settings)
     conversations = Conversations(
-        cleanup_timeout=settings.cleanup_timeout, sweep_interval=settings.sweep_interval
+        cleanup_timeout=settings.cleanup_timeout, sweep_interval=settings.sweep_interval, store=journal
     )
-    state = ServerState(settings, client, conversations)
+    state = ServerState(settings, make_client(settings), conversations)
     if not settings.api_key and not settings.multi_tenant:
         log.warning("CHASER_KEY is not set: every tool will answer with an error saying how to set it")
-    if settings.transport == "stdio":
-        from .stdio import serve_stdio
+    async with anyio.create_task_group() as tg:
+        if journal is not None:
+            from .journal import reap_periodically
 
-        await serve_stdio(state, build_server(state))
-    else:
-        from .http import serve_http
+            # Sessions left behind by a server that died without cleaning up (kill -9, OOM).
+            tg.start_soon(
+                partial(reap_periodically, journal, state.clients_by_key_id, timeout=settings.cleanup_timeout)
+            )
+        if settings.transport == "stdio":
+            from .stdio import serve_stdio
 
-        await serve_http(state)
+            await serve_stdio(state, build_server(state))
+        else:
+            from .http import serve_http
+
+            await serve_http(state)
+        tg.cancel_scope.cancel()
+    if journal is not None:
+        await journal.aclose()
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from .api import ChaserClient, ChaserError
+from .journal import OwnershipStore, key_fingerprint
 
 log = logging.getLogger("chaser_mcp.conversations")
 
@@ -96,9 +97,17 @@ class CleanupReport:
 class Conversations:
     """The registry of live conversations. One per server process."""
 
-    def __init__(self, *, cleanup_timeout: float = 10.0, sweep_interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        cleanup_timeout: float = 10.0,
+        sweep_interval: float = 30.0,
+        store: OwnershipStore | None = None,
+    ) -> None:
+        """``store`` journals ownership so another process can clean up if this one dies hard."""
         self._cleanup_timeout = cleanup_timeout
         self._sweep_interval = sweep_interval
+        self._store = store
         self._live: dict[str, Conversation] = {}
 
     def open(
@@ -149,13 +158,24 @@ class Conversations:
     def __len__(self) -> int:
         return len(self._live)
 
-    def record_created(self, conversation: Conversation, session_id: str, *, persist: bool) -> None:
+    async def record_created(self, conversation: Conversation, session_id: str, *, persist: bool) -> None:
         conversation.sessions[session_id] = OwnedSession(session_id, persist)
+        if self._store is not None and conversation.api.api_key:
+            await self._store.record_created(
+                session_id,
+                # Hashed: an Mcp-Session-Id is a capability and has no business on disk.
+                conversation_id=key_fingerprint(conversation.id),
+                persist=persist,
+                key_id=key_fingerprint(conversation.api.api_key),
+                base_url=conversation.api.base_url,
+            )
 
-    def record_closed(self, conversation: Conversation, session_id: str) -> None:
+    async def record_closed(self, conversation: Conversation, session_id: str) -> None:
         owned = conversation.sessions.get(session_id)
-        if owned is not None:
+        if owned is not None and not owned.closed:
             owned.closed = True
+            if self._store is not None:
+                await self._store.record_closed(session_id)
 
     @asynccontextmanager
     async def creating(self, conversation: Conversation) -> AsyncIterator[None]:
@@ -221,7 +241,7 @@ class Conversations:
                 failed[session_id] = str(exc)
                 return
             failed.pop(session_id, None)
-            conversation.sessions[session_id].closed = True
+            await self.record_closed(conversation, session_id)
             (deleted if stopped else already_closed).append(session_id)
 
         # Shielded: cleanup runs while the server is being cancelled (signal, stream closed),

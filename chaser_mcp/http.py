@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api import AuthenticationError, ChaserClient, ChaserError
 from .conversations import Conversation
+from .journal import key_fingerprint
 from .server import ServerState, build_server
 from .settings import Settings
 
@@ -49,11 +50,6 @@ _SSE_ENDPOINT = re.compile(rb"session_id=([0-9a-fA-F-]+)")
 
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def key_id(api_key: str) -> str:
-    """A stable, non-secret name for a key: enough to tell callers apart, useless to an attacker."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -172,7 +168,10 @@ class CallerGate:
                 )
             if not valid:
                 return None, None, _unauthorized("the Chaser API refused this key")
-            return f"key:{key_id(token)}", token, None
+            self._state.clients_by_key_id.setdefault(
+                key_fingerprint(token), self._state.client.for_key(token)
+            )
+            return f"key:{key_fingerprint(token)}", token, None
         expected = self._settings.auth_token
         if expected:
             if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
@@ -325,4 +324,4 @@ async def serve_http(state: ServerState) -> None:
         await state.client.aclose()
 
 
-__all__ = ["Caller", "CallerGate", "KeyVerifier", "build_http_app", "is_loopback", "key_id", "serve_http"]
+__all__ = ["Caller", "CallerGate", "KeyVerifier", "build_http_app", "is_loopback", "serve_http"]

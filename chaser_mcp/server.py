@@ -7,7 +7,7 @@ stream, and the 2026-07-28 protocol makes a fresh connection for every request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from . import __version__
 from .api import ChaserClient
 from .conversations import Conversation, Conversations
+from .journal import key_fingerprint
 from .prompts import register_prompts
 from .settings import Settings
 from .tools import ConversationOf, SessionTools
@@ -52,6 +53,13 @@ class ServerState:
     settings: Settings
     client: ChaserClient
     conversations: Conversations
+    # The keys this process can clean up with, by fingerprint: the server's own and, when
+    # multi-tenant, every caller's key seen since start (the crash reaper reads it each pass).
+    clients_by_key_id: dict[str, ChaserClient] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.client.api_key:
+            self.clients_by_key_id[key_fingerprint(self.client.api_key)] = self.client
 
 
 def single_conversation(state: ServerState, conversation_id: str = STDIO_CONVERSATION) -> ConversationOf:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from .api import SESSION_ID_PATTERN, ChaserError, Session, SessionNotFound, SessionNotOpen
 from .conversations import Conversation, ConversationEnded, Conversations
-from .errors import explain
+from .errors import MISSING_KEY, explain
 from .settings import Settings
 
 log = logging.getLogger("chaser_mcp.tools")
@@ -70,6 +70,11 @@ class PreviewLink(BaseModel):
     fps: int | None
 
 
+def one_line(doc: str | None) -> str:
+    """A docstring as a tool description: single-spaced, since every prompt pays for its indentation."""
+    return " ".join((doc or "").split())
+
+
 READ = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
@@ -86,23 +91,41 @@ class SessionTools:
     def register(self, server: MCPServer) -> None:
         server.add_tool(
             self.create_session,
+            description=one_line(self.create_session.__doc__),
             title="Create browser session",
             annotations=ToolAnnotations(
                 read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
             ),
         )
-        server.add_tool(self.list_sessions, title="List browser sessions", annotations=READ)
-        server.add_tool(self.get_session, title="Get browser session", annotations=READ)
+        server.add_tool(
+            self.list_sessions,
+            description=one_line(self.list_sessions.__doc__),
+            title="List browser sessions",
+            annotations=READ,
+        )
+        server.add_tool(
+            self.get_session,
+            description=one_line(self.get_session.__doc__),
+            title="Get browser session",
+            annotations=READ,
+        )
         server.add_tool(
             self.delete_session,
+            description=one_line(self.delete_session.__doc__),
             title="Delete browser session",
             annotations=ToolAnnotations(
                 read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
             ),
         )
-        server.add_tool(self.take_screenshot, title="Take screenshot", annotations=READ)
+        server.add_tool(
+            self.take_screenshot,
+            description=one_line(self.take_screenshot.__doc__),
+            title="Take screenshot",
+            annotations=READ,
+        )
         server.add_tool(
             self.get_preview_link,
+            description=one_line(self.get_preview_link.__doc__),
             title="Get live preview link",
             annotations=ToolAnnotations(
                 read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -127,7 +150,7 @@ class SessionTools:
                     ttl_seconds=ttl_seconds, profile=self._settings.profile
                 )
                 # Recorded before anything else can fail, so no later error loses track of it.
-                self._conversations.record_created(conversation, session.id, persist=persist)
+                await self._conversations.record_created(conversation, session.id, persist=persist)
         except ConversationEnded as exc:
             raise ToolError("This conversation is ending; no new session was created.") from exc
         except ChaserError as exc:
@@ -173,6 +196,9 @@ class SessionTools:
         """List sessions in the workspace, newest first, marking the ones this conversation owns."""
         conversation = self._conversation_of(ctx)
         if owned_only:
+            if not conversation.api.api_key:
+                # Nothing to fetch, but an empty list would hide that no call can work yet.
+                raise ToolError(MISSING_KEY)
             return await self._list_owned(conversation, limit)
         page = await self._call(conversation.api.list_sessions(limit=limit, cursor=cursor))
         return SessionList(
@@ -186,7 +212,7 @@ class SessionTools:
         conversation = self._conversation_of(ctx)
         session = await self._call(conversation.api.get_session(session_id), session_id)
         if not session.is_open:
-            self._conversations.record_closed(conversation, session_id)
+            await self._conversations.record_closed(conversation, session_id)
         return self._info(conversation, session)
 
     async def delete_session(
@@ -206,7 +232,7 @@ class SessionTools:
                 "If the user really wants it stopped, call delete_session again with force=true."
             )
         stopped = await self._call(conversation.api.delete_session(session_id), session_id)
-        self._conversations.record_closed(conversation, session_id)
+        await self._conversations.record_closed(conversation, session_id)
         log.info("conversation %s deleted %s (%s)", conversation.id, session_id, stopped)
         return DeleteResult(
             session_id=session_id, outcome="deleted" if stopped else "already_closed", owned=owned
@@ -315,7 +341,7 @@ class SessionTools:
         except ChaserError as exc:
             log.warning("could not delete %s now, it stays owned for cleanup: %s", session_id, exc)
             return
-        self._conversations.record_closed(conversation, session_id)
+        await self._conversations.record_closed(conversation, session_id)
 
     async def _not_open_reason(self, conversation: Conversation, session_id: str, exc: ChaserError) -> str:
         """Say whether a 409 session is still starting or already over, and what to do."""
@@ -330,7 +356,7 @@ class SessionTools:
                 f"Session {session_id} is still starting (HTTP 409 session_not_open, status 'creating'). "
                 "Wait a few seconds and try again, or call get_session until status is 'ready'."
             )
-        self._conversations.record_closed(conversation, session_id)
+        await self._conversations.record_closed(conversation, session_id)
         reason = f", ended_reason '{session.ended_reason}'" if session.ended_reason else ""
         return (
             f"Session {session_id} has ended (HTTP 409 session_not_open, status '{session.status}'{reason}). "

@@ -556,7 +556,7 @@ async def test_a_wrong_key_raises_authentication_error_from_the_api(fake_chaser:
 
 async def test_no_key_raises_authentication_error_without_sending_anything(fake_chaser: FakeChaser) -> None:
     async with client_for(fake_chaser, key=None) as client:
-        assert client.has_key is False
+        assert client.api_key is None
         with pytest.raises(AuthenticationError) as caught:
             await client.create_session()
 

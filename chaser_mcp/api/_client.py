@@ -99,8 +99,9 @@ class ChaserClient:
         return str(self._http.base_url)
 
     @property
-    def has_key(self) -> bool:
-        return bool(self._api_key)
+    def api_key(self) -> str | None:
+        """The key this client sends. Callers must keep it out of logs and results."""
+        return self._api_key
 
     def for_key(self, api_key: str) -> ChaserClient:
         """A client that authenticates as ``api_key`` but shares this client's pool."""
