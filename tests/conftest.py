@@ -1,0 +1,60 @@
+"""Shared fixtures for the whole test suite."""
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from mcp import Client
+
+from chaser_mcp.api import ChaserClient
+from tests.fake_chaser import DEFAULT_KEY, FakeChaser
+from tests.mcp_support import MODES, Harness, Mode, running_server
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_chaser() -> Iterator[FakeChaser]:
+    """A fresh loopback Chaser API per test (one workspace, DEFAULT_KEY), stopped afterwards."""
+    with FakeChaser() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def chaser_client(fake_chaser: FakeChaser) -> AsyncIterator[ChaserClient]:
+    """A ChaserClient on ``fake_chaser`` with tiny backoffs, so retry tests stay fast."""
+    async with ChaserClient(
+        DEFAULT_KEY,
+        base_url=fake_chaser.url,
+        timeout=2.0,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        retry_after_cap=0.2,
+    ) as client:
+        yield client
+
+
+# -- MCP-level fixtures (tests/mcp_support.py has the harness) ----------------------------------------
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """Both protocol eras: the initialize handshake ("legacy") and stateless 2026-07-28 ("auto")."""
+    value: Mode = request.param
+    return value
+
+
+@pytest.fixture
+async def mcp_harness(fake_chaser: FakeChaser) -> AsyncIterator[Harness]:
+    """A chaser-mcp server on ``fake_chaser`` with fast settings; its sessions are cleaned up afterwards."""
+    async with running_server(fake_chaser) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def mcp_client(mcp_harness: Harness, mode: Mode) -> AsyncIterator[Client]:
+    """An in-memory MCP client of ``mcp_harness``, in each protocol era."""
+    async with mcp_harness.connect(mode) as client:
+        yield client

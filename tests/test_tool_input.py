@@ -1,0 +1,98 @@
+"""Bad input is refused with a clear tool error before any request reaches the API, and a session id can
+never change the request path."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp import Client
+
+from chaser_mcp.api import SESSION_ID_PATTERN
+from tests.fake_chaser import FakeChaser
+from tests.mcp_support import SESSION_ID_TOOLS, error_text
+
+pytestmark = pytest.mark.anyio
+
+MALFORMED_SESSION_IDS = {
+    "parent": "../x",
+    "slash": "sess_a/b",
+    "encoded-dots": "sess_%2e%2e",
+    "query": "sess_a?b=c",
+    "fragment": "sess_a#b",
+    "empty": "",
+    "10k-chars": "sess_" + "a" * 10_000,
+    "unicode": "sess_ünï",
+    "fullwidth-digits": "sess_\uff11\uff12\uff13",
+    "trailing-newline": "sess_abc\n",
+    "space": "sess_a b",
+    "no-prefix": "019ec0d0-a88a-7000-8000-000000000000",
+    "dot-dot-suffix": "sess_a..",
+}
+
+BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
+    ("create_session", {"ttl_seconds": 59}, "ttl_seconds"),
+    ("create_session", {"ttl_seconds": 3601}, "ttl_seconds"),
+    ("create_session", {"ttl_seconds": "abc"}, "ttl_seconds"),
+    ("create_session", {"ttl_seconds": 600.5}, "ttl_seconds"),
+    ("list_sessions", {"limit": 0}, "limit"),
+    ("list_sessions", {"limit": 101}, "limit"),
+    ("list_sessions", {"cursor": "c" * 2049}, "cursor"),
+    ("take_screenshot", {"session_id": "sess_abc", "image_format": "gif"}, "image_format"),
+    ("take_screenshot", {"session_id": "sess_abc", "max_width": 63}, "max_width"),
+    ("take_screenshot", {"session_id": "sess_abc", "max_width": 4097}, "max_width"),
+    *((tool, {}, "session_id is required") for tool in SESSION_ID_TOOLS),
+    *(
+        (tool, {**extra, "session_id": bad}, "session_id")
+        for tool, extra in SESSION_ID_TOOLS.items()
+        for bad in MALFORMED_SESSION_IDS.values()
+    ),
+]
+
+
+def _case_id(case: tuple[str, dict[str, Any], str]) -> str:
+    tool, arguments, _ = case
+    shown = {
+        k: next((n for n, v in MALFORMED_SESSION_IDS.items() if v == a), a) for k, a in arguments.items()
+    }
+    return f"{tool}-{shown}"
+
+
+@pytest.mark.parametrize(("tool", "arguments", "names"), BAD_INPUT, ids=[_case_id(c) for c in BAD_INPUT])
+async def test_bad_input_is_refused_with_a_clear_error_before_any_request(
+    mcp_client: Client, fake_chaser: FakeChaser, tool: str, arguments: dict[str, Any], names: str
+) -> None:
+    message = error_text(await mcp_client.call_tool(tool, arguments))
+
+    assert f"Invalid arguments for {tool}" in message and names in message
+    assert "Nothing was sent" in message
+    assert len(message) < 600  # a 10k-character id is not echoed back whole
+    assert fake_chaser.requests == []
+
+
+session_id_candidates = st.one_of(
+    st.text(max_size=40),
+    st.text(max_size=40).map(lambda rest: "sess_" + rest),
+    st.from_regex(SESSION_ID_PATTERN, fullmatch=True),
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(session_id=session_id_candidates)
+async def test_a_session_id_is_refused_or_becomes_exactly_one_path_segment(
+    mcp_client: Client, fake_chaser: FakeChaser, session_id: str
+) -> None:
+    fake_chaser.reset_requests()
+
+    result = await mcp_client.call_tool("get_session", {"session_id": session_id})
+
+    paths = [r.path for r in fake_chaser.requests]
+    if re.fullmatch(SESSION_ID_PATTERN, session_id):
+        assert paths == [f"/v1/sessions/{session_id}"]
+        assert "HTTP 404 session_not_found" in error_text(result)
+    else:
+        assert paths == []
+        assert "Invalid arguments for get_session" in error_text(result)
