@@ -1,0 +1,367 @@
+"""A small asyncio client for the Chrome DevTools Protocol over one websocket.
+
+One reader task owns the socket's receive side: responses are matched to their
+request by ``id``, events are handed to subscribers by ``(method, sessionId)``.
+Sessions are "flat" (``Target.attachToTarget`` with ``flatten: true``), so one
+connection drives the browser and every page attached through it.
+
+Two rules learnt the hard way (see the CDP reference notes):
+
+* messages are unlimited in size (``max_size=None``): a full-DPR mobile screenshot
+  is 1-2 MB of base64 and the library's 1 MiB default drops the connection;
+* no ``Origin`` header is sent: Chromium refuses handshakes that carry one unless
+  it was started with ``--remote-allow-origins``.
+
+Handshake headers (the cloud's ``Authorization: Bearer`` key) are passed straight
+to the websocket library and never appear in a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+log = logging.getLogger("chaser_mcp.cdp")
+
+DEFAULT_TIMEOUT = 30.0
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class CDPException(Exception):
+    """Base class for every error this module raises."""
+
+
+class CDPError(CDPException):
+    """The browser answered a command with a protocol error (``{"error": {code, message}}``)."""
+
+    def __init__(self, code: int, message: str, method: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.method = method
+        where = f"{method}: " if method else ""
+        super().__init__(f"{where}{message} (CDP error {code})")
+
+
+class CDPConnectionClosed(CDPException):
+    """The websocket is gone: every pending and later command fails with this."""
+
+
+class CDPConnectFailed(CDPException):
+    """The websocket could not be opened (refused, unreachable, handshake rejected, timed out)."""
+
+
+class CDPTimeout(CDPException, TimeoutError):
+    """A command got no answer in time (the connection itself may still be fine)."""
+
+
+@dataclass(frozen=True)
+class CDPEvent:
+    """One protocol event; ``session_id`` is None for browser-level events."""
+
+    method: str
+    params: dict[str, Any]
+    session_id: str | None
+
+
+_CLOSED = object()  # queued into every subscription when the connection ends
+
+
+@dataclass(eq=False)
+class EventStream:
+    """Events matching some methods on one session, queued from the moment of subscription.
+
+    Subscribe *before* sending the command that causes the event, so it cannot slip
+    by. Use as a (sync) context manager so the subscription is dropped afterwards;
+    an unconsumed stream keeps queueing.
+    """
+
+    _connection: CDPConnection
+    keys: frozenset[tuple[str, str | None]]
+    _queue: asyncio.Queue[CDPEvent | object] = field(default_factory=asyncio.Queue)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connection._unsubscribe(self)
+
+    def _put(self, item: CDPEvent | object) -> None:
+        self._queue.put_nowait(item)
+
+    async def get(self, timeout: float | None = None) -> CDPEvent:
+        """The next event; CDPConnectionClosed once the socket is gone, CDPTimeout after ``timeout``."""
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            names = ", ".join(sorted(method for method, _ in self.keys))
+            raise CDPTimeout(f"no {names} event within {timeout:g} s") from None
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)  # keep later calls failing the same way
+            raise self._connection._closed_error()
+        assert isinstance(item, CDPEvent)
+        return item
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> CDPEvent:
+        return await self.get()
+
+
+class CDPConnection:
+    """One CDP websocket (usually the browser-level ``/devtools/browser/<id>`` endpoint)."""
+
+    def __init__(self, ws: ClientConnection, *, label: str = "") -> None:
+        self._ws = ws
+        self._label = label
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._subscribers: dict[tuple[str, str | None], set[EventStream]] = {}
+        self._close_reason: str | None = None
+        self._reader = asyncio.create_task(self._read_loop(), name=f"cdp-reader {label}")
+
+    # -- opening and closing ----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        ws_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        open_timeout: float = 10.0,
+    ) -> CDPConnection:
+        """Connect to ``ws_url``; call ``aclose()`` when done (or use ``connect``)."""
+        label = _safe_url(ws_url)
+        host = urlsplit(ws_url).hostname or ""
+        try:
+            ws = await ws_connect(
+                ws_url,
+                additional_headers=dict(headers) if headers else None,
+                origin=None,
+                max_size=None,
+                open_timeout=open_timeout,
+                # The browser's own endpoint speaks no permessage-deflate worth paying for on loopback.
+                compression=None if host in _LOOPBACK_HOSTS else "deflate",
+                # A proxy from the environment must never see a loopback browser.
+                proxy=None if host in _LOOPBACK_HOSTS else True,
+                # Long screenshots block the reader for a while; CDP has its own liveness (closed socket).
+                ping_interval=None,
+                close_timeout=2,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise CDPConnectFailed(f"CDP endpoint {label} refused the websocket (HTTP {status})") from None
+        except InvalidURI:
+            raise CDPConnectFailed(f"{label} is not a websocket URL (ws:// or wss://)") from None
+        except TimeoutError:
+            raise CDPConnectFailed(f"CDP endpoint {label} did not answer within {open_timeout:g} s") from None
+        except (OSError, InvalidHandshake) as exc:
+            raise CDPConnectFailed(f"cannot connect to CDP endpoint {label}: {type(exc).__name__}") from None
+        return cls(ws, label=label)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls,
+        ws_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        open_timeout: float = 10.0,
+    ) -> AsyncIterator[CDPConnection]:
+        """``async with CDPConnection.connect(url) as cdp:`` opens, yields, and always closes."""
+        connection = await cls.open(ws_url, headers=headers, open_timeout=open_timeout)
+        try:
+            yield connection
+        finally:
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        """Close the socket and fail whatever is still pending. Safe to call twice."""
+        if self._close_reason is None:
+            self._close_reason = "closed by this client"
+        with contextlib.suppress(Exception):
+            await self._ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        self._fail_everything()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._close_reason is not None
+
+    async def wait_closed(self) -> None:
+        """Return once the socket is gone (the browser closed it, or ``aclose`` ran)."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._reader)
+
+    # -- commands and events ----------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Send one command and return its ``result``; CDPError if the browser refused it."""
+        if self._close_reason is not None:
+            raise self._closed_error()
+        message_id = next(self._ids)
+        message: dict[str, Any] = {"id": message_id, "method": method, "params": dict(params or {})}
+        if session_id is not None:
+            message["sessionId"] = session_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[message_id] = (method, future)
+        try:
+            try:
+                await self._ws.send(json.dumps(message))
+            except ConnectionClosed:
+                raise self._closed_error() from None
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout)
+            except TimeoutError:
+                raise CDPTimeout(f"{method} got no answer within {timeout:g} s") from None
+        finally:
+            self._pending.pop(message_id, None)
+            if not future.done():
+                future.cancel()
+
+    def listen(self, *methods: str, session_id: str | None = None) -> EventStream:
+        """Subscribe to ``methods`` on ``session_id`` (None: browser-level events)."""
+        if not methods:
+            raise ValueError("listen() needs at least one event name")
+        stream = EventStream(self, frozenset((method, session_id) for method in methods))
+        if self._close_reason is not None:
+            stream._put(_CLOSED)
+            return stream
+        for key in stream.keys:
+            self._subscribers.setdefault(key, set()).add(stream)
+        return stream
+
+    def _unsubscribe(self, stream: EventStream) -> None:
+        for key in stream.keys:
+            streams = self._subscribers.get(key)
+            if streams is not None:
+                streams.discard(stream)
+                if not streams:
+                    del self._subscribers[key]
+
+    # -- the reader -------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        try:
+            async for raw in self._ws:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    log.warning("CDP %s sent a frame that is not JSON; ignored", self._label)
+                    continue
+                if isinstance(message, dict):
+                    self._dispatch(message)
+            self._close_reason = self._close_reason or "the browser closed the connection"
+        except ConnectionClosed as exc:
+            code = f" (close code {exc.rcvd.code})" if exc.rcvd is not None else ""
+            self._close_reason = self._close_reason or f"the connection dropped{code}"
+        except asyncio.CancelledError:
+            self._close_reason = self._close_reason or "closed by this client"
+            raise
+        finally:
+            self._fail_everything()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        message_id = message.get("id")
+        if isinstance(message_id, int):
+            entry = self._pending.get(message_id)
+            if entry is None:
+                return  # the caller timed out or was cancelled
+            method, future = entry
+            if future.done():
+                return
+            error = message.get("error")
+            if isinstance(error, dict):
+                future.set_exception(
+                    CDPError(int(error.get("code", 0)), str(error.get("message", "unknown error")), method)
+                )
+            else:
+                result = message.get("result")
+                future.set_result(result if isinstance(result, dict) else {})
+            return
+        name = message.get("method")
+        if not isinstance(name, str):
+            return
+        params = message.get("params")
+        raw_session = message.get("sessionId")
+        session_id = raw_session if isinstance(raw_session, str) else None
+        event = CDPEvent(name, params if isinstance(params, dict) else {}, session_id)
+        for stream in tuple(self._subscribers.get((name, session_id), ())):
+            stream._put(event)
+
+    def _closed_error(self) -> CDPConnectionClosed:
+        return CDPConnectionClosed(f"CDP connection to {self._label} is closed: {self._close_reason}")
+
+    def _fail_everything(self) -> None:
+        if self._close_reason is None:
+            self._close_reason = "the connection ended"
+        for _method, future in self._pending.values():
+            if not future.done():
+                future.set_exception(self._closed_error())
+                # Nobody may be awaiting it any more; mark the exception as seen.
+                future.exception()
+        self._pending.clear()
+        streams: Iterable[EventStream] = {s for group in self._subscribers.values() for s in group}
+        self._subscribers.clear()
+        for stream in streams:
+            stream._put(_CLOSED)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without userinfo, query or fragment: enough to say where, never a credential."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    if not parts.scheme or not host:
+        return url.split("?", 1)[0][:120]
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CDPConnectFailed",
+    "CDPConnection",
+    "CDPConnectionClosed",
+    "CDPError",
+    "CDPEvent",
+    "CDPException",
+    "CDPTimeout",
+    "EventStream",
+]

@@ -1,0 +1,393 @@
+"""The Chaser Sessions API served on loopback, each session a real headless Chromium.
+
+Same paths, bodies, status codes and error codes as the cloud, so ``ChaserClient``
+talks to it unchanged. Differences a caller may notice, all deliberate:
+
+* ``cdp_url`` is Chromium's own browser-level endpoint,
+  ``ws://127.0.0.1:<port>/devtools/browser/<id>``, set when the session turns
+  ``ready``. A client attaches to the page target itself (``type == "page"``); a
+  fresh session has exactly one, already showing the emulated phone. Like every
+  DevTools endpoint it has no authentication: any local process can use it, and it
+  is reachable from this machine only, whatever host the API itself binds to.
+* ``bytes_up``/``bytes_down`` are null: nothing is metered locally.
+* At most ``max_sessions`` sessions are open at once (each browser costs ~150 MiB);
+  one more is refused with 429 ``session_limit_reached``.
+* Authentication: ``Authorization: Bearer <key>`` is required. With ``api_key`` set,
+  only that key is accepted; without one, any non-empty key is, which is safe only
+  because the server binds to loopback (``serve_local_api`` refuses another host
+  unless a key is configured).
+* The live view (``preview-token``'s ``url``) is a page served here:
+  ``/v1/sessions/<id>/preview?token=…``, streaming over ``…/preview/ws?token=…``.
+  Tokens are random, bound to one session and expire after ``preview_token_ttl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+import uvicorn.config
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from chaser_mcp.api import check_session_id
+from chaser_mcp.cdp import CDPException
+
+from .backend import TTL_DEFAULT_SECONDS, BackendError, LocalBackend, LocalSession, session_not_found
+from .preview import render_preview_page, stream_preview
+
+log = logging.getLogger("chaser_mcp.local")
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def create_local_app(
+    *,
+    api_key: str | None = None,
+    backend: LocalBackend | None = None,
+    public_base_url: str | None = None,
+    **backend_options: Any,
+) -> Starlette:
+    """The ASGI app. ``backend_options`` go to ``LocalBackend`` (max_sessions, min_ttl_seconds, …).
+
+    ``public_base_url`` fixes the scheme and host of live-view links; by default they
+    follow the request's own ``Host``.
+    """
+    sessions = backend or LocalBackend(**backend_options)
+
+    def authenticate(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise BackendError(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'")
+        if api_key is not None and not hmac.compare_digest(key.encode(), api_key.encode()):
+            raise BackendError(401, "invalid_api_key", "the API key is not valid for this server")
+
+    def session_for(request: Request) -> LocalSession:
+        session_id = str(request.path_params["session_id"])
+        try:
+            check_session_id(session_id)
+        except ValueError:
+            raise session_not_found(session_id[:80]) from None
+        return sessions.get(session_id)
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BackendError(400, "invalid_request", "the request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise BackendError(400, "invalid_request", "the request body must be a JSON object")
+        return body
+
+    async def create_session(request: Request) -> Response:
+        authenticate(request)
+        body = await json_body(request)
+        ttl = body.get("ttl_seconds", TTL_DEFAULT_SECONDS)
+        if isinstance(ttl, bool) or not isinstance(ttl, int):
+            raise BackendError(400, "invalid_request", "ttl_seconds must be an integer")
+        profile = body.get("profile")
+        if profile is not None and not isinstance(profile, str):
+            raise BackendError(400, "invalid_request", "profile must be a string")
+        session = sessions.create(ttl)
+        return JSONResponse(session.to_json(), status_code=201)
+
+    async def list_sessions(request: Request) -> Response:
+        authenticate(request)
+        raw_limit = request.query_params.get("limit", "20")
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            raise BackendError(400, "invalid_request", "limit must be an integer between 1 and 100")
+        page, next_cursor, has_more = sessions.list(limit=limit, cursor=request.query_params.get("cursor"))
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [s.to_json() for s in page],
+                "next_cursor": next_cursor,
+                "has_more": has_more,
+            }
+        )
+
+    async def get_session(request: Request) -> Response:
+        authenticate(request)
+        return JSONResponse(session_for(request).to_json())
+
+    async def delete_session(request: Request) -> Response:
+        authenticate(request)
+        await sessions.delete(session_for(request).id)
+        return Response(status_code=204)
+
+    async def screenshot(request: Request) -> Response:
+        authenticate(request)
+        png = await sessions.screenshot(session_for(request).id)
+        return Response(png, media_type="image/png")
+
+    async def preview_token(request: Request) -> Response:
+        authenticate(request)
+        session = session_for(request)
+        await json_body(request)  # reserved for future options; must still be JSON if present
+        token, grant = sessions.mint_preview_token(session.id)
+        base = (public_base_url or str(request.base_url)).rstrip("/")
+        expires = (
+            grant.expires_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{grant.expires_at.microsecond // 1000:03d}Z"
+        )
+        return JSONResponse(
+            {
+                "url": f"{base}/v1/sessions/{session.id}/preview?token={token}",
+                "expires_at": expires,
+                "input_enabled": sessions.input_enabled,
+                "fps": sessions.preview_fps,
+            }
+        )
+
+    async def preview_page(request: Request) -> Response:
+        session = session_for(request)
+        sessions.check_preview_token(session.id, request.query_params.get("token"))
+        return HTMLResponse(
+            render_preview_page(session.id),
+            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        )
+
+    async def preview_socket(websocket: WebSocket) -> None:
+        session_id = str(websocket.path_params["session_id"])
+        try:
+            check_session_id(session_id)
+            session = sessions.check_preview_token(session_id, websocket.query_params.get("token"))
+            _, browser = sessions.ready_browser(session.id)
+        except (ValueError, BackendError) as exc:
+            status, code, message = (
+                (exc.status, exc.code, exc.message)
+                if isinstance(exc, BackendError)
+                else (404, "session_not_found", "")
+            )
+            if "websocket.http.response" in websocket.scope.get("extensions", {}):
+                await websocket.send_denial_response(_error(status, code, message))
+            else:
+                await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        try:
+            await stream_preview(
+                websocket,
+                browser,
+                fps=sessions.preview_fps,
+                input_enabled=sessions.input_enabled,
+                session_ended=session.ended,
+            )
+        except (WebSocketDisconnect, CDPException, TimeoutError) as exc:
+            log.debug("live view of %s ended: %s", session_id, type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1000, reason="session ended" if not session.is_open else "")
+
+    async def on_backend_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BackendError)
+        return _error(exc.status, exc.code, exc.message)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("local API request %s %s failed", request.method, request.url.path)
+        return _error(500, "internal_error", f"the local API failed: {type(exc).__name__}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await sessions.start()
+        try:
+            yield
+        finally:
+            await sessions.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/sessions", create_session, methods=["POST"]),
+            Route("/v1/sessions", list_sessions, methods=["GET"]),
+            Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
+            Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
+            Route("/v1/sessions/{session_id}/screenshot", screenshot, methods=["POST"]),
+            Route("/v1/sessions/{session_id}/preview-token", preview_token, methods=["POST"]),
+            Route("/v1/sessions/{session_id}/preview", preview_page, methods=["GET"]),
+            WebSocketRoute("/v1/sessions/{session_id}/preview/ws", preview_socket),
+        ],
+        exception_handlers={
+            BackendError: on_backend_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.backend = sessions
+    return app
+
+
+# -- running it -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalAPIServer:
+    """A running local API: where to reach it and what runs it."""
+
+    base_url: str
+    host: str
+    port: int
+    app: Starlette
+
+    @property
+    def backend(self) -> LocalBackend:
+        backend = self.app.state.backend
+        assert isinstance(backend, LocalBackend)
+        return backend
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host program."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, bound before the server starts so port 0 can be reported.
+
+    ``proto`` must say TCP: asyncio turns on TCP_NODELAY only for sockets that do, and
+    without it every response waits ~40 ms for a delayed ACK (Nagle), measured here.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
+def _check_exposure(host: str, api_key: str | None) -> None:
+    if host not in LOOPBACK_HOSTS and not api_key:
+        raise ValueError(
+            f"refusing to serve the local API on {host} without an api_key: "
+            "it would accept any key from any machine that can reach it"
+        )
+
+
+def _config(app: Starlette, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        lifespan="on",
+        # The sans-I/O implementation avoids the websockets library's deprecated legacy API.
+        ws="websockets-sansio" if "websockets-sansio" in uvicorn.config.WS_PROTOCOLS else "websockets",
+        log_level=log_level,
+        log_config=None,
+        # Access logs would print live-view tokens (they travel in the query string).
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_local_api(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_key: str | None = None,
+    log_level: str = "warning",
+    startup_timeout: float = 30.0,
+    **options: Any,
+) -> AsyncIterator[LocalAPIServer]:
+    """Run the local API in this event loop for the ``async with`` block (``--local`` mode).
+
+    Port 0 picks a free port; the yielded ``base_url`` says which. On exit every
+    browser is closed before this returns.
+    """
+    _check_exposure(host, api_key)
+    app = create_local_app(api_key=api_key, **options)
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    server = _EmbeddedServer(_config(app, log_level))
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="local-api")
+    try:
+        async with asyncio.timeout(startup_timeout):
+            while not server.started:
+                if task.done():
+                    task.result()  # raises the startup error
+                    raise RuntimeError("the local API stopped during startup")
+                await asyncio.sleep(0.01)
+        url_host = f"[{host}]" if ":" in host else host
+        yield LocalAPIServer(f"http://{url_host}:{bound_port}", host, bound_port, app)
+    finally:
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 60)
+        except TimeoutError:
+            server.force_exit = True
+            await task
+        finally:
+            sock.close()
+
+
+async def serve_local_api(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    api_key: str | None = None,
+    log_level: str = "info",
+    on_ready: Callable[[LocalAPIServer], None] | None = None,
+    **options: Any,
+) -> None:
+    """Serve the local API until SIGINT/SIGTERM (``chaser-mcp local-api``); closes every browser on exit.
+
+    ``on_ready`` is called once the port is bound and startup is done, e.g. to print the URL.
+    """
+    _check_exposure(host, api_key)
+    app = create_local_app(api_key=api_key, **options)
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(_config(app, log_level))
+    url_host = f"[{host}]" if ":" in host else host
+    info = LocalAPIServer(f"http://{url_host}:{bound_port}", host, bound_port, app)
+
+    async def announce() -> None:
+        # uvicorn offers a flag, not an event, for "started".
+        while not server.started and not server.should_exit:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        if server.started and on_ready is not None:
+            on_ready(info)
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        announcer.cancel()
+        sock.close()
+
+
+__all__ = ["LocalAPIServer", "create_local_app", "running_local_api", "serve_local_api"]

@@ -1,0 +1,412 @@
+"""Session bookkeeping for the local API: one real Chromium per session, nothing left behind.
+
+Each session has one runner task that owns its browser from launch to teardown:
+it launches, applies the phone, marks the session ``ready``, then waits for the
+first of DELETE, TTL expiry, the browser dying or server shutdown, and always
+closes the browser. HTTP handlers only read state and signal the runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from .chromium import BrowserNotFound, find_chromium, sweep_stale_profiles
+from .runtime import LocalBrowser
+
+log = logging.getLogger("chaser_mcp.local")
+
+TTL_MAX_SECONDS = 3600
+TTL_DEFAULT_SECONDS = 1800
+TTL_MIN_SECONDS = 60
+
+Status = Literal["creating", "ready", "closed", "error"]
+
+
+class BackendError(Exception):
+    """An API-level refusal: HTTP status, error code and a message for the caller."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(f"HTTP {status} {code}: {message}")
+
+
+def session_not_found(session_id: str) -> BackendError:
+    return BackendError(404, "session_not_found", f"no session {session_id} in this workspace")
+
+
+def new_session_id() -> str:
+    """``sess_`` + a UUIDv7 (time-ordered, like the cloud's ids)."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    text = f"{value:032x}"
+    return f"sess_{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(eq=False)
+class LocalSession:
+    """One session's public fields plus the runner that owns its browser."""
+
+    id: str
+    created_at: datetime
+    expires_at: datetime
+    deadline: float  # time.monotonic() at expiry
+    status: Status = "creating"
+    device: str | None = None
+    cdp_url: str | None = None
+    ready_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_reason: str | None = None
+    browser: LocalBrowser | None = None
+    runner: asyncio.Task[None] | None = None
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    browser_gone: asyncio.Event = field(default_factory=asyncio.Event)  # every process ended
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("creating", "ready")
+
+    def end(self, status: Status, reason: str) -> None:
+        """Record how the session ended; the first recorded reason wins."""
+        if not self.is_open:
+            return
+        self.status = status
+        self.ended_reason = reason
+        self.ended_at = datetime.now(UTC)
+        self.ended.set()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "session",
+            "status": self.status,
+            "device": self.device,
+            "cdp_url": self.cdp_url,
+            # A local browser has no proxy and no metered traffic.
+            "bytes_up": None,
+            "bytes_down": None,
+            "proxy_ip": None,
+            "proxy_region": None,
+            "created_at": _iso(self.created_at),
+            "ready_at": _iso(self.ready_at),
+            "expires_at": _iso(self.expires_at),
+            "ended_at": _iso(self.ended_at),
+            "ended_reason": self.ended_reason,
+        }
+
+
+@dataclass(frozen=True)
+class PreviewGrant:
+    session_id: str
+    expires_at: datetime
+    deadline: float
+
+
+class LocalBackend:
+    """Every session of one local API server.
+
+    ``min_ttl_seconds`` exists so tests can watch a TTL expire in a second or two; the
+    API's documented minimum is 60 s and the CLI never lowers it.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_sessions: int = 3,
+        executable: str | None = None,
+        base_dir: Path | None = None,
+        min_ttl_seconds: int = TTL_MIN_SECONDS,
+        launch_timeout: float = 30.0,
+        close_timeout: float = 10.0,
+        history_limit: int = 1000,
+        preview_token_ttl: float = 300.0,
+        preview_fps: int = 10,
+        input_enabled: bool = True,
+    ) -> None:
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        self.max_sessions = max_sessions
+        self.executable = executable
+        self.base_dir = base_dir
+        self.min_ttl_seconds = min_ttl_seconds
+        self.launch_timeout = launch_timeout
+        self.close_timeout = close_timeout
+        self.history_limit = history_limit
+        self.preview_token_ttl = preview_token_ttl
+        self.preview_fps = preview_fps
+        self.input_enabled = input_enabled
+        self._sessions: dict[str, LocalSession] = {}  # insertion order = creation order
+        self._grants: dict[str, PreviewGrant] = {}  # sha256(token) -> grant
+        self._shutting_down = False
+
+    # -- life of the server ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Sweep profile dirs (and browsers) left behind by servers that died hard."""
+        await asyncio.to_thread(sweep_stale_profiles, self.base_dir)
+
+    async def aclose(self) -> None:
+        """Close every browser (bounded), marking open sessions ``server_shutdown``."""
+        self._shutting_down = True
+        runners = []
+        for session in self._sessions.values():
+            if session.is_open:
+                session.end("closed", "server_shutdown")
+                session.stop_requested.set()
+            if session.runner is not None and not session.runner.done():
+                runners.append(session.runner)
+        if runners:
+            _done, pending = await asyncio.wait(runners, timeout=self.close_timeout + self.launch_timeout)
+            for runner in pending:
+                runner.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=self.close_timeout)
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def open_sessions(self) -> list[LocalSession]:
+        return [s for s in self._sessions.values() if s.is_open]
+
+    def create(self, ttl_seconds: int) -> LocalSession:
+        """Register a session and start its browser in the background; returns at once."""
+        if self._shutting_down:
+            raise BackendError(503, "shutting_down", "the local API is shutting down")
+        if not self.min_ttl_seconds <= ttl_seconds <= TTL_MAX_SECONDS:
+            raise BackendError(
+                400,
+                "invalid_request",
+                f"ttl_seconds must be between {self.min_ttl_seconds} and {TTL_MAX_SECONDS}, "
+                f"got {ttl_seconds}",
+            )
+        open_now = len(self.open_sessions())
+        if open_now >= self.max_sessions:
+            raise BackendError(
+                429,
+                "session_limit_reached",
+                f"{open_now} sessions are open, the local limit is {self.max_sessions}; "
+                "delete one (DELETE /v1/sessions/:id) before creating another",
+            )
+        if self.executable is None:
+            try:
+                find_chromium()
+            except BrowserNotFound as exc:
+                raise BackendError(503, "browser_not_found", str(exc)) from None
+        now = datetime.now(UTC)
+        session = LocalSession(
+            id=new_session_id(),
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_seconds),
+            deadline=time.monotonic() + ttl_seconds,
+        )
+        self._sessions[session.id] = session
+        self._forget_old_sessions()
+        session.runner = asyncio.create_task(self._run(session), name=f"session {session.id}")
+        return session
+
+    def get(self, session_id: str) -> LocalSession:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise session_not_found(session_id)
+        return session
+
+    def list(self, *, limit: int, cursor: str | None) -> tuple[list[LocalSession], str | None, bool]:
+        """Newest first; the cursor names the last session of the previous page."""
+        ordered = sorted(self._sessions.values(), key=lambda s: (s.created_at, s.id), reverse=True)
+        if cursor:
+            after = _decode_cursor(cursor)
+            ordered = [s for s in ordered if (s.created_at, s.id) < after]
+        page, rest = ordered[:limit], ordered[limit:]
+        next_cursor = _encode_cursor(page[-1]) if rest and page else None
+        return page, next_cursor, bool(rest)
+
+    async def delete(self, session_id: str) -> None:
+        """Stop a session and return once its browser is gone (bounded)."""
+        session = self.get(session_id)
+        if not session.is_open:
+            raise BackendError(409, "session_not_open", f"session {session_id} is already {session.status}")
+        session.end("closed", "client_delete")
+        session.stop_requested.set()
+        # Answer once no process is left; the profile's files are removed right after.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.browser_gone.wait(), self.close_timeout + self.launch_timeout)
+
+    async def screenshot(self, session_id: str) -> bytes:
+        session = self.get(session_id)
+        browser = self._ready_browser(session)
+        try:
+            return await browser.screenshot(image_format="png")
+        except Exception as exc:
+            if not session.is_open:
+                raise BackendError(409, "session_not_open", f"session {session_id} ended") from None
+            raise BackendError(
+                502, "browser_error", f"the browser failed to capture the screen: {exc}"
+            ) from None
+
+    def ready_browser(self, session_id: str) -> tuple[LocalSession, LocalBrowser]:
+        session = self.get(session_id)
+        return session, self._ready_browser(session)
+
+    def _ready_browser(self, session: LocalSession) -> LocalBrowser:
+        if session.status != "ready" or session.browser is None:
+            raise BackendError(
+                409, "session_not_open", f"session {session.id} is {session.status}, not ready"
+            )
+        return session.browser
+
+    # -- live-view tokens -----------------------------------------------------------------------
+
+    def mint_preview_token(self, session_id: str) -> tuple[str, PreviewGrant]:
+        session = self.get(session_id)
+        self._ready_browser(session)
+        now = time.monotonic()
+        self._grants = {k: g for k, g in self._grants.items() if g.deadline > now}
+        token = secrets.token_urlsafe(32)
+        grant = PreviewGrant(
+            session_id,
+            datetime.now(UTC) + timedelta(seconds=self.preview_token_ttl),
+            now + self.preview_token_ttl,
+        )
+        self._grants[_token_key(token)] = grant
+        return token, grant
+
+    def check_preview_token(self, session_id: str, token: str | None) -> LocalSession:
+        """The session a live-view token opens; 401 if unknown, 403 if expired or for another session."""
+        grant = self._grants.get(_token_key(token)) if token else None
+        if grant is None:
+            raise BackendError(401, "invalid_token", "missing or unknown preview token; mint a new one")
+        if grant.session_id != session_id:
+            raise BackendError(403, "invalid_token", "this preview token belongs to another session")
+        if grant.deadline <= time.monotonic():
+            raise BackendError(403, "token_expired", "this preview token has expired; mint a new one")
+        session = self.get(session_id)
+        self._ready_browser(session)
+        return session
+
+    # -- the runner -----------------------------------------------------------------------------
+
+    async def _run(self, session: LocalSession) -> None:
+        browser: LocalBrowser | None = None
+        try:
+            launch = asyncio.create_task(
+                LocalBrowser.start(
+                    executable=self.executable, base_dir=self.base_dir, timeout=self.launch_timeout
+                )
+            )
+            stop = asyncio.create_task(session.stop_requested.wait())
+            try:
+                await asyncio.wait({launch, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+            if not launch.done():
+                # DELETE or shutdown while creating: LocalBrowser.start cleans up on cancel.
+                launch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await launch
+                return
+            try:
+                browser = launch.result()
+            except Exception as exc:
+                log.warning("session %s: the browser did not start: %s", session.id, exc)
+                session.end("error", "launch_failed")
+                return
+            session.browser = browser
+            if not session.is_open:
+                return
+            session.device = browser.device.label
+            session.cdp_url = browser.ws_url
+            session.status = "ready"
+            session.ready_at = datetime.now(UTC)
+            log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)
+            await self._wait_for_end(session, browser)
+        finally:
+            if browser is not None:
+                await asyncio.shield(self._close_browser(session, browser))
+            session.browser_gone.set()
+
+    async def _wait_for_end(self, session: LocalSession, browser: LocalBrowser) -> None:
+        stop = asyncio.create_task(session.stop_requested.wait())
+        exited = asyncio.create_task(browser.wait_exited())
+        try:
+            remaining = session.deadline - time.monotonic()
+            await asyncio.wait(
+                {stop, exited}, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop.cancel()
+        if exited.done():
+            session.end("error", "browser_exited")
+            log.warning("session %s: the browser exited on its own (code %s)", session.id, exited.result())
+        else:
+            exited.cancel()
+            session.end("closed", "ttl_expired")  # no-op when DELETE or shutdown came first
+
+    async def _close_browser(self, session: LocalSession, browser: LocalBrowser) -> None:
+        try:
+            await asyncio.wait_for(browser.stop(), self.close_timeout)
+        except Exception as exc:
+            log.warning("session %s: closing the browser failed: %s", session.id, exc)
+            browser.process.kill_now()
+        session.browser_gone.set()
+        await browser.process.remove_files()
+        log.info("session %s %s (%s)", session.id, session.status, session.ended_reason)
+
+    def _forget_old_sessions(self) -> None:
+        ended = [
+            s for s in self._sessions.values() if not s.is_open and (s.runner is None or s.runner.done())
+        ]
+        for session in ended[: max(0, len(self._sessions) - self.history_limit)]:
+            del self._sessions[session.id]
+
+
+def _token_key(token: str) -> str:
+    # Look tokens up by hash: timing differences in the dict lookup say nothing about a token.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _encode_cursor(session: LocalSession) -> str:
+    raw = f"{session.created_at.isoformat()}|{session.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, session_id = raw.split("|", 1)
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            raise ValueError("naive time")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BackendError(400, "invalid_cursor", "cursor is not one this server handed out") from None
+    return moment, session_id
+
+
+__all__ = [
+    "TTL_DEFAULT_SECONDS",
+    "TTL_MAX_SECONDS",
+    "TTL_MIN_SECONDS",
+    "BackendError",
+    "LocalBackend",
+    "LocalSession",
+    "PreviewGrant",
+    "new_session_id",
+]

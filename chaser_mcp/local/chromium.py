@@ -1,0 +1,451 @@
+"""Find, launch and reliably stop headless Chromium processes.
+
+Every browser gets a throwaway profile directory ``<base>/chaser-local-<owner pid>-<random>``
+(the owner is this Python process), runs in its own process group so one ``killpg``
+reaches every helper, and is tied to our life with a parent-death signal, so no
+browser outlives the server even after ``kill -9``. The profile dir is the one
+thing a hard kill leaves behind; ``sweep_stale_profiles`` removes those of owners
+that are gone (and any browser still running from one of them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import functools
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from chaser_mcp.cdp import CDPConnection, CDPException
+
+log = logging.getLogger("chaser_mcp.local.chromium")
+
+PROFILE_PREFIX = "chaser-local-"
+DEFAULT_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
+INSTALL_HINT = (
+    "install it with `apt-get install --no-install-recommends chromium` "
+    "or point CHASER_CHROME at a Chromium/Chrome binary"
+)
+
+# Measured on Debian's chromium 156 (see the CDP reference notes): the flags a headless
+# browser needs as root with no GPU and no network beyond loopback, and nothing more.
+BASE_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--mute-audio",
+    # A phone's Chrome reports navigator.webdriver === false; a DevTools-driven one says true.
+    "--disable-blink-features=AutomationControlled",
+    "--remote-debugging-port=0",
+)
+
+_DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
+_PROFILE_NAME = re.compile(rf"^{re.escape(PROFILE_PREFIX)}(\d+)-[A-Za-z0-9]+$")
+_PR_SET_PDEATHSIG = 1
+_UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
+_SINGLETON_SUFFIX_LEN = len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
+
+
+class BrowserNotFound(RuntimeError):
+    """No Chromium binary could be found."""
+
+
+class BrowserLaunchError(RuntimeError):
+    """Chromium started but never offered its DevTools endpoint."""
+
+
+def find_chromium(
+    env: Mapping[str, str] | None = None, candidates: Sequence[str] = DEFAULT_CANDIDATES
+) -> str:
+    """The browser binary: ``CHASER_CHROME``, else Debian's real binary, else one on PATH.
+
+    Debian's ``/usr/bin/chromium`` is a shell wrapper that adds flags and API keys of its
+    own, so the binary behind it is preferred.
+    """
+    env = os.environ if env is None else env
+    configured = env.get("CHASER_CHROME", "").strip()
+    if configured:
+        path = shutil.which(configured, path=env.get("PATH"))
+        if path is None:
+            raise BrowserNotFound(f"CHASER_CHROME={configured!r} is not an executable file; {INSTALL_HINT}")
+        return path
+    for candidate in candidates:
+        path = shutil.which(candidate, path=env.get("PATH"))
+        if path is not None:
+            return path
+    raise BrowserNotFound(f"no Chromium found (looked for {', '.join(candidates)}); {INSTALL_HINT}")
+
+
+def default_base_dir() -> Path:
+    """Where profile dirs go unless told otherwise: the system temp dir."""
+    return Path(tempfile.gettempdir())
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``, from /proc."""
+    found: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces and parentheses).
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            found.append(int(entry.name))
+    return found
+
+
+def pids_using_profile(profile_dir: Path) -> list[int]:
+    """Live processes whose command line names ``profile_dir`` as their user data dir."""
+    needle = f"--user-data-dir={profile_dir}".encode()
+    found: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                args = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in args:
+            found.append(int(entry.name))
+    return found
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_profiles(base_dir: Path | None = None) -> list[Path]:
+    """Remove profile dirs left by owners that are gone; return what was removed.
+
+    A browser still running from such a dir (its owner died without a parent-death
+    signal reaching it) is killed first: it is identified by its ``--user-data-dir``
+    argument, never by a pid that could have been reused.
+    """
+    base = base_dir or default_base_dir()
+    removed: list[Path] = []
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = _PROFILE_NAME.match(path.name)
+        if match is None or not path.is_dir():
+            continue
+        owner = int(match.group(1))
+        if owner == os.getpid() or _pid_alive(owner):
+            continue
+        survivors = pids_using_profile(path)
+        for pid in survivors:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        deadline = time.monotonic() + 3
+        while survivors and pids_using_profile(path) and time.monotonic() < deadline:
+            time.sleep(0.02)  # let the killed browser stop writing before the files go
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    if removed:
+        log.info("removed %d stale browser profile dir(s) under %s", len(removed), base)
+    return removed
+
+
+@functools.cache
+def _setpriv_with_pdeathsig() -> str | None:
+    """util-linux ``setpriv`` if it knows ``--pdeathsig`` (2.33+): it sets the signal, then execs."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        usage = subprocess.run(
+            [path, "--help"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in usage else None
+
+
+def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child before exec
+    """preexec_fn fallback when ``setpriv`` is missing: die with SIGKILL when the parent dies."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class BrowserProcess:
+    """One running Chromium: its pid (also its process group), DevTools URL and profile dir."""
+
+    def __init__(
+        self, process: asyncio.subprocess.Process, ws_url: str, profile_dir: Path, tmp_dir: Path
+    ) -> None:
+        self._process = process
+        self.pid = process.pid
+        self.ws_url = ws_url
+        self.profile_dir = profile_dir
+        self.tmp_dir = tmp_dir  # the browser's TMPDIR: inside the profile unless that path is too long
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._drain_task: asyncio.Task[None] | None = None
+        self._exit_task = asyncio.create_task(process.wait(), name=f"chromium-wait {self.pid}")
+        self._closing = False
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    @property
+    def exited(self) -> bool:
+        return self._exit_task.done()
+
+    @property
+    def closing(self) -> bool:
+        """True once ``close`` started, so an exit is expected rather than a crash."""
+        return self._closing
+
+    async def wait(self) -> int:
+        """Wait for the main process to exit; returns its exit code."""
+        return await asyncio.shield(self._exit_task)
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr_tail)
+
+    def live_pids(self) -> list[int]:
+        """Every non-zombie process of this browser (its whole process group)."""
+        return group_pids(self.pid)
+
+    def _start_draining(self, stream: asyncio.StreamReader) -> None:
+        # Chromium writes ~30 harmless D-Bus errors at start; a full pipe would block it.
+        self._drain_task = asyncio.create_task(self._drain(stream), name=f"chromium-stderr {self.pid}")
+
+    async def _drain(self, stream: asyncio.StreamReader) -> None:
+        with contextlib.suppress(Exception):
+            while line := await stream.readline():
+                self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+
+    async def close(self, *, grace: float = 3.0) -> None:
+        """Stop the browser and delete its profile, within a bounded time."""
+        try:
+            await self.stop(grace=grace)
+        finally:
+            await self.remove_files()
+
+    async def stop(self, *, grace: float = 3.0) -> None:
+        """End every process of the browser, within a bounded time; the profile stays.
+
+        ``Browser.close`` over CDP first (a clean exit), then SIGTERM, then SIGKILL to
+        the whole process group as the backstop for helpers that linger.
+        """
+        self._closing = True
+        try:
+            if not self.exited:
+                await self._close_over_cdp(timeout=grace)
+            if not self.exited:
+                with contextlib.suppress(ProcessLookupError):
+                    self._process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wait(), grace)
+            await self._kill_group_remains(grace)
+        finally:
+            if self._drain_task is not None:
+                self._drain_task.cancel()
+
+    async def remove_files(self) -> None:
+        """Delete the profile (and a temp dir kept outside it); a few hundred ms of small files."""
+        await asyncio.to_thread(_remove_dirs, self.profile_dir, self.tmp_dir)
+
+    async def _close_over_cdp(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                async with CDPConnection.connect(self.ws_url, open_timeout=timeout) as cdp:
+                    with contextlib.suppress(CDPException):
+                        # The browser may drop the socket before it answers.
+                        await cdp.send("Browser.close", timeout=timeout)
+                await self.wait()
+        except (TimeoutError, CDPException, OSError) as exc:
+            log.debug("Browser.close on pid %d did not finish: %s", self.pid, type(exc).__name__)
+
+    async def _kill_group_remains(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while self.live_pids():
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wait(), grace)
+                break
+            await asyncio.sleep(0.02)
+        # After SIGKILL, processes vanish (or turn zombie) within milliseconds.
+        deadline = time.monotonic() + grace
+        while self.live_pids() and time.monotonic() < deadline:  # noqa: ASYNC110 - /proc has no events
+            await asyncio.sleep(0.02)
+        if self.live_pids():
+            log.warning("browser pid %d left processes behind: %s", self.pid, self.live_pids())
+
+    def kill_now(self) -> None:
+        """Synchronous last resort (cancelled launch, interpreter exit): SIGKILL the group."""
+        self._closing = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        _remove_dirs(self.profile_dir, self.tmp_dir)
+
+
+def _remove_dirs(*dirs: Path) -> None:
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _new_dir(base: Path) -> Path:
+    path = base / f"{PROFILE_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _short_tmp_dir(profile: Path) -> Path:
+    """A TMPDIR short enough for Chromium's singleton socket, inside the profile when possible.
+
+    Chromium binds ``$TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket`` and aborts
+    ("Socket path too long") past the 107-byte Unix socket limit, so a deep base dir
+    gets a sibling under /tmp instead (named like a profile, so the sweep finds it).
+    """
+    inside = profile / "t"
+    if len(os.fsencode(inside)) + _SINGLETON_SUFFIX_LEN <= _UNIX_PATH_MAX:
+        inside.mkdir()
+        return inside
+    for base in (Path(tempfile.gettempdir()), Path("/tmp")):
+        if base.is_dir() and len(os.fsencode(base)) + 34 + _SINGLETON_SUFFIX_LEN <= _UNIX_PATH_MAX:
+            return _new_dir(base)
+    raise BrowserLaunchError(f"no temp dir short enough for Chromium's socket (profile {profile})")
+
+
+async def launch_browser(
+    *,
+    executable: str | None = None,
+    base_dir: Path | None = None,
+    extra_args: Sequence[str] = (),
+    allow_origins: str | None = None,
+    timeout: float = 20.0,
+) -> BrowserProcess:
+    """Start a headless Chromium and return once its DevTools websocket URL is known.
+
+    Cancellation-safe: if this is cancelled or fails after the process started, the
+    process group is killed and the profile removed before the error propagates.
+    """
+    binary = executable or find_chromium()
+    base = base_dir or default_base_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    profile = _new_dir(base)
+    try:
+        tmp_dir = _short_tmp_dir(profile)
+    except BaseException:
+        _remove_dirs(profile)
+        raise
+    args = [*BASE_FLAGS, f"--user-data-dir={profile}", *extra_args]
+    if allow_origins:
+        args.append(f"--remote-allow-origins={allow_origins}")
+    args.append("about:blank")
+    env = dict(os.environ)
+    # Chromium leaves org.chromium.Chromium.* dirs in $TMPDIR on every kill: keep them with the profile.
+    env["TMPDIR"] = str(tmp_dir)
+
+    setpriv = _setpriv_with_pdeathsig()
+    if setpriv:
+        command = [setpriv, "--pdeathsig", "KILL", "--", binary, *args]
+        preexec = None
+    else:
+        command = [binary, *args]
+        preexec = _set_parent_death_signal
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+    except BaseException:
+        _remove_dirs(profile, tmp_dir)
+        raise
+    assert process.stderr is not None
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    try:
+        ws_url = await asyncio.wait_for(_read_devtools_url(process.stderr, tail), timeout)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(process.wait()), 2)
+        _remove_dirs(profile, tmp_dir)
+        if isinstance(exc, TimeoutError):
+            raise BrowserLaunchError(
+                f"{binary} printed no DevTools URL within {timeout:g} s; last output:\n" + "\n".join(tail)
+            ) from None
+        raise
+    if ws_url is None:
+        code = await process.wait()
+        _remove_dirs(profile, tmp_dir)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise BrowserLaunchError(
+            f"{binary} exited with code {code} before offering DevTools:\n" + "\n".join(tail)
+        )
+    browser = BrowserProcess(process, ws_url, profile, tmp_dir)
+    browser._stderr_tail.extend(tail)
+    browser._start_draining(process.stderr)
+    log.debug("launched browser pid %d (%s)", browser.pid, profile.name)
+    return browser
+
+
+async def _read_devtools_url(stream: asyncio.StreamReader, tail: collections.deque[str]) -> str | None:
+    while line := await stream.readline():
+        text = line.decode("utf-8", "replace").rstrip()
+        tail.append(text)
+        match = _DEVTOOLS_LINE.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+__all__ = [
+    "BASE_FLAGS",
+    "INSTALL_HINT",
+    "PROFILE_PREFIX",
+    "BrowserLaunchError",
+    "BrowserNotFound",
+    "BrowserProcess",
+    "default_base_dir",
+    "find_chromium",
+    "group_pids",
+    "launch_browser",
+    "pids_using_profile",
+    "sweep_stale_profiles",
+]

@@ -1,0 +1,235 @@
+"""A launched Chromium that looks like a phone on every page it opens, and stays that way.
+
+Emulation overrides belong to the CDP session that set them, so this object keeps
+one browser-level connection open for the browser's whole life and auto-attaches
+(paused, ``waitForDebuggerOnStart``) to every page target: the initial tab and any
+tab a client opens later get the phone before they run a line of script. Other
+clients (our browsing functions, Playwright) attach alongside and see the phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from chaser_mcp.cdp import (
+    CDPConnection,
+    CDPConnectionClosed,
+    CDPError,
+    CDPEvent,
+    CDPException,
+    EventStream,
+)
+
+from .chromium import BrowserProcess, launch_browser
+from .emulation import DeviceProfile, apply_device, chrome_version_from_product, pixel_7
+
+log = logging.getLogger("chaser_mcp.local.runtime")
+
+# A second CDP session on the same page resets the renderer's navigator.platform override
+# (measured on Chromium 156), while the UA, metrics and touch overrides survive; a script
+# that runs before every document keeps navigator.platform in line with the Android UA.
+_PLATFORM_SHIM = """(() => {
+  const value = %s;
+  try {
+    Object.defineProperty(Navigator.prototype, "platform", {
+      get: function platform() { return value; }, configurable: true, enumerable: true,
+    });
+  } catch (e) {}
+})();"""
+_ANDROID_PLATFORM = "Linux armv81"
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """A page target and the manager connection's session on it."""
+
+    target_id: str
+    session_id: str
+
+
+class LocalBrowser:
+    """One headless Chromium, its manager CDP connection and the device it emulates.
+
+    Clients reach the browser through ``ws_url`` (the browser-level endpoint) and must
+    pick a page target themselves (``type == "page"``; the ``browser_ui`` targets are
+    Chromium's own omnibox popups). A fresh session has exactly one page.
+    """
+
+    def __init__(self, process: BrowserProcess, cdp: CDPConnection, device: DeviceProfile) -> None:
+        self.process = process
+        self.cdp = cdp
+        self.device = device
+        self._pages: dict[str, str] = {}  # session id -> target id, oldest first
+        self._first_page = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def ws_url(self) -> str:
+        return self.process.ws_url
+
+    @classmethod
+    async def start(
+        cls,
+        *,
+        executable: str | None = None,
+        base_dir: Path | None = None,
+        timeout: float = 30.0,
+    ) -> LocalBrowser:
+        """Launch Chromium and return once its first page shows the phone. Cancellation-safe."""
+        deadline = time.monotonic() + timeout
+        process = await launch_browser(executable=executable, base_dir=base_dir, timeout=timeout)
+        browser: LocalBrowser | None = None
+        try:
+            remaining = max(1.0, deadline - time.monotonic())
+            cdp = await CDPConnection.open(process.ws_url, open_timeout=remaining)
+            try:
+                version = await cdp.send("Browser.getVersion", timeout=remaining)
+            except BaseException:
+                await cdp.aclose()
+                raise
+            device = pixel_7(chrome_version_from_product(str(version.get("product", ""))))
+            browser = cls(process, cdp, device)
+            await browser._attach_everything(max(1.0, deadline - time.monotonic()))
+            return browser
+        except BaseException:
+            if browser is not None:
+                await asyncio.shield(browser.close())
+            else:
+                process.kill_now()
+            raise
+
+    async def _attach_everything(self, timeout: float) -> None:
+        events = self.cdp.listen("Target.attachedToTarget", "Target.detachedFromTarget")
+        self._watcher = asyncio.create_task(self._watch_targets(events), name=f"targets {self.process.pid}")
+        await self.cdp.send(
+            "Target.setAutoAttach",
+            {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
+            timeout=timeout,
+        )
+        try:
+            await asyncio.wait_for(self._first_page.wait(), timeout)
+        except TimeoutError:
+            raise CDPException(f"the browser showed no page within {timeout:g} s") from None
+
+    async def _watch_targets(self, events: EventStream) -> None:
+        with events:
+            try:
+                async for event in events:
+                    if event.method == "Target.attachedToTarget":
+                        await self._on_attached(event)
+                    else:
+                        self._pages.pop(str(event.params.get("sessionId")), None)
+            except CDPConnectionClosed:
+                pass
+
+    async def _on_attached(self, event: CDPEvent) -> None:
+        session_id = str(event.params.get("sessionId"))
+        info = event.params.get("targetInfo") or {}
+        try:
+            if info.get("type") == "page":
+                await apply_device(self.cdp, session_id, self.device)
+                # Scripts for new documents only run on a session with the Page domain enabled.
+                await self.cdp.send("Page.enable", session_id=session_id)
+                await self.cdp.send(
+                    "Page.addScriptToEvaluateOnNewDocument",
+                    {"source": _PLATFORM_SHIM % f'"{_ANDROID_PLATFORM}"'},
+                    session_id=session_id,
+                )
+                self._pages[session_id] = str(info.get("targetId"))
+                self._first_page.set()
+            await self.cdp.send("Runtime.runIfWaitingForDebugger", session_id=session_id)
+            if info.get("type") != "page":
+                # Browser UI and workers need nothing from us: let them go.
+                await self.cdp.send("Target.detachFromTarget", {"sessionId": session_id})
+        except CDPConnectionClosed:
+            raise
+        except CDPException as exc:
+            # The target can close (or hang) while we set it up; that is not the browser's problem.
+            log.debug("could not set up target %s: %s", info.get("type"), exc)
+
+    async def page(self, timeout: float = 10.0) -> PageRef:
+        """The page on screen: the visible tab (newest first), opening one if a client closed them all.
+
+        A hidden tab paints nothing, so a screenshot or screencast of it would wait forever.
+        """
+        if not self._pages:
+            self._first_page.clear()
+            await self.cdp.send("Target.createTarget", {"url": "about:blank"}, timeout=timeout)
+            await asyncio.wait_for(self._first_page.wait(), timeout)
+        pages = [PageRef(target, session) for session, target in reversed(self._pages.items())]
+        if len(pages) == 1:
+            return pages[0]
+        for page in pages:
+            with contextlib.suppress(CDPException):
+                state = await self.cdp.send(
+                    "Runtime.evaluate",
+                    {"expression": "document.visibilityState", "returnByValue": True},
+                    session_id=page.session_id,
+                    timeout=timeout,
+                )
+                if state.get("result", {}).get("value") == "visible":
+                    return page
+        return pages[0]
+
+    async def screenshot(
+        self,
+        *,
+        image_format: Literal["png", "jpeg"] = "png",
+        quality: int | None = None,
+        timeout: float = 30.0,
+    ) -> bytes:
+        """The page as the phone shows it, at full device resolution (412x915 CSS px at DPR 2.625)."""
+        params: dict[str, object] = {"format": image_format}
+        if quality is not None and image_format == "jpeg":
+            params["quality"] = quality
+        for attempt in range(2):
+            page = await self.page()
+            try:
+                result = await self.cdp.send(
+                    "Page.captureScreenshot", params, session_id=page.session_id, timeout=timeout
+                )
+            except CDPError:
+                # The page closed between lookup and capture: forget it and try the next one.
+                if attempt:
+                    raise
+                self._pages.pop(page.session_id, None)
+                continue
+            return base64.b64decode(result.get("data", ""))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def wait_exited(self) -> int:
+        return await self.process.wait()
+
+    async def close(self, *, grace: float = 3.0) -> None:
+        """Stop the browser and delete its profile. Bounded."""
+        try:
+            await self.stop(grace=grace)
+        finally:
+            await self.process.remove_files()
+
+    async def stop(self, *, grace: float = 3.0) -> None:
+        """End every browser process (Browser.close on our connection, then escalation). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.process.exited and not self.cdp.closed:
+            with contextlib.suppress(CDPException):
+                # Chromium often drops the socket before it answers.
+                await self.cdp.send("Browser.close", timeout=grace)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), grace)
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await self.cdp.aclose()
+        await self.process.stop(grace=grace)
+
+
+__all__ = ["LocalBrowser", "PageRef"]
