@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="extra Origin to accept (repeatable; CHASER_ALLOWED_ORIGINS)",
     )
     parser.add_argument("--journal", help="crash journal path, or 'off' (CHASER_JOURNAL)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        default=None,
+        help="no account needed: serve sessions from real headless Chromium on this machine (CHASER_LOCAL)",
+    )
+    parser.add_argument(
+        "--max-sessions", type=int, help="with --local: browsers open at once (CHASER_LOCAL_MAX_SESSIONS; 3)"
+    )
     parser.add_argument("--base-url", help="API root (CHASER_BASE_URL)")
     parser.add_argument("--timeout", type=float, help="seconds for one API request (CHASER_TIMEOUT)")
     parser.add_argument(
@@ -97,6 +107,8 @@ def load_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         allowed_origins=tuple(args.allowed_origin) if args.allowed_origin else None,
         journal_path=args.journal if args.journal and args.journal.lower() != "off" else None,
         journal_enabled=False if args.journal and args.journal.lower() == "off" else None,
+        local=args.local,
+        local_max_sessions=args.max_sessions,
     )
 
 
@@ -118,13 +130,37 @@ def open_journal(settings: Settings) -> SessionJournal | None:
 
 
 async def run(settings: Settings) -> None:
+    if not settings.local:
+        await serve(settings)
+        return
+    from .local import running_local_api
+
+    # The embedded API listens on loopback only and takes a key minted for this process alone.
+    local_key = secrets.token_urlsafe(24)
+    async with running_local_api(api_key=local_key, max_sessions=settings.local_max_sessions) as local:
+        log.info(
+            "local backend on %s (headless Chromium, at most %d sessions)",
+            local.base_url,
+            settings.local_max_sessions,
+        )
+        # Local browsers die with this process, so there is nothing for a crash journal to reap.
+        await serve(
+            settings.with_(base_url=local.base_url, api_key=local_key, journal_enabled=False),
+            closers=[local.backend.aclose],
+        )
+
+
+async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
     journal = open_journal(settings)
     conversations = Conversations(
         cleanup_timeout=settings.cleanup_timeout, sweep_interval=settings.sweep_interval, store=journal
     )
-    state = ServerState(settings, make_client(settings), conversations)
+    state = ServerState(settings, make_client(settings), conversations, closers=list(closers))
     if not settings.api_key and not settings.multi_tenant:
-        log.warning("CHASER_KEY is not set: every tool will answer with an error saying how to set it")
+        log.warning(
+            "CHASER_KEY is not set: every tool will answer with an error saying how to set it "
+            "(or restart with --local to use local Chromium sessions)"
+        )
     async with anyio.create_task_group() as tg:
         if journal is not None:
             from .journal import reap_periodically
@@ -147,7 +183,13 @@ async def run(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> None:
-    args = parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["local-api"]:
+        from .local.__main__ import main as local_api_main
+
+        local_api_main(arguments[1:], prog="chaser-mcp local-api")
+        return
+    args = parse_args(arguments)
     try:
         settings = load_settings(args, os.environ if env is None else env)
     except SettingsError as exc:

@@ -7,6 +7,7 @@ stream, and the 2026-07-28 protocol makes a fresh connection for every request.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from . import __version__
 from .api import ChaserClient
 from .conversations import Conversation, Conversations
 from .journal import key_fingerprint
+from .page_tools import PageTools
 from .prompts import register_prompts
 from .settings import Settings
 from .tools import ConversationOf, SessionTools
@@ -56,6 +58,8 @@ class ServerState:
     # The keys this process can clean up with, by fingerprint: the server's own and, when
     # multi-tenant, every caller's key seen since start (the crash reaper reads it each pass).
     clients_by_key_id: dict[str, ChaserClient] = field(default_factory=dict)
+    # Run at shutdown after every conversation is cleaned up (the local backend's browsers).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.client.api_key:
@@ -111,7 +115,8 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
         website_url="https://chaser.sh",
         log_level=state.settings.log_level,  # type: ignore[arg-type]
     )
-    tools = SessionTools(state.settings, state.conversations, conversation_of or single_conversation(state))
-    tools.register(server)
+    resolve = conversation_of or single_conversation(state)
+    SessionTools(state.settings, state.conversations, resolve).register(server)
+    PageTools(state.settings, resolve).register(server)
     register_prompts(server)
     return server

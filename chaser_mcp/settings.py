@@ -40,6 +40,9 @@ class Settings:
     max_body_bytes: int = 1_000_000
     journal_path: str | None = None
     journal_enabled: bool = True
+    # the embedded local backend (real headless Chromium, no account)
+    local: bool = False
+    local_max_sessions: int = 3
 
     def __repr__(self) -> str:  # the key must never reach a log line, even through repr()
         secret = ("api_key", "auth_token")
@@ -76,6 +79,8 @@ class Settings:
             ),
             "journal_path": env.get("CHASER_JOURNAL", "").strip() or None,
             "journal_enabled": env.get("CHASER_JOURNAL", "").strip().lower() not in ("off", "none", "0"),
+            "local": _flag(env, "CHASER_LOCAL"),
+            "local_max_sessions": int(_number(env, "CHASER_LOCAL_MAX_SESSIONS", 3, low=1, high=64)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)

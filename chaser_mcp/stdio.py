@@ -29,6 +29,8 @@ async def _shutdown(state: ServerState, reason: str) -> None:
     if not reports:
         log.info("stopped (%s): no conversation had sessions to clean up", reason)
     with anyio.CancelScope(shield=True):
+        for close in state.closers:
+            await close()
         await state.client.aclose()
 
 

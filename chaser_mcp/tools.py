@@ -14,13 +14,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ImageContent, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .api import SESSION_ID_PATTERN, ChaserError, Session, SessionNotFound, SessionNotOpen
 from .conversations import Conversation, ConversationEnded, Conversations
@@ -42,8 +42,27 @@ SessionId = Annotated[
 ]
 
 
+def compact_schema(schema: dict[str, Any]) -> None:
+    """Shrink a tool's output schema, which every prompt pays for: no per-field titles, and
+    ``type: [X, "null"]`` instead of pydantic's ``anyOf`` for optional scalars."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        options = prop.get("anyOf")
+        if options and len(options) == 2 and {"type": "null"} in options:
+            (other,) = [o for o in options if o != {"type": "null"}]
+            if set(other) <= {"type", "format"} and isinstance(other.get("type"), str):
+                del prop["anyOf"]
+                prop.update(other, type=[other["type"], "null"])
+
+
+COMPACT = ConfigDict(json_schema_extra=compact_schema)
+
+
 class SessionInfo(Session):
     """A session as the API reports it, plus what this conversation knows about it."""
+
+    model_config = COMPACT
 
     owned: bool = Field(description="Created by this conversation (deleted when it ends unless persisted)")
     persist: bool = Field(default=False, description="Kept running after this conversation ends")
@@ -51,18 +70,24 @@ class SessionInfo(Session):
 
 
 class SessionList(BaseModel):
+    model_config = COMPACT
+
     sessions: list[SessionInfo]
     next_cursor: str | None = Field(default=None, description="Pass as cursor to get the next page")
     has_more: bool
 
 
 class DeleteResult(BaseModel):
+    model_config = COMPACT
+
     session_id: str
     outcome: Literal["deleted", "already_closed"]
     owned: bool
 
 
 class PreviewLink(BaseModel):
+    model_config = COMPACT
+
     session_id: str
     url: str = Field(description="Live view of the session's screen; give it to a person")
     expires_at: datetime | None

@@ -96,3 +96,33 @@ async def test_a_session_id_is_refused_or_becomes_exactly_one_path_segment(
     else:
         assert paths == []
         assert "Invalid arguments for get_session" in error_text(result)
+
+
+# -- browsing tools -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "javascript:alert(1)", "chrome://settings", "example.com", "", "http://"]
+)
+async def test_navigate_refuses_a_non_http_url_before_any_request(
+    mcp_client: Client, fake_chaser: FakeChaser, url: str
+) -> None:
+    result = await mcp_client.call_tool("navigate", {"session_id": "sess_0123", "url": url})
+    assert result.is_error
+    assert fake_chaser.count() == 0
+
+
+async def test_read_page_refuses_a_negative_offset_before_any_request(
+    mcp_client: Client, fake_chaser: FakeChaser
+) -> None:
+    result = await mcp_client.call_tool("read_page", {"session_id": "sess_0123", "offset": -1})
+    assert result.is_error and "offset" in error_text(result)
+    assert fake_chaser.count() == 0
+
+
+async def test_navigate_on_a_session_that_is_not_ready_says_to_wait(
+    mcp_client: Client, fake_chaser: FakeChaser
+) -> None:
+    session_id = fake_chaser.seed_session(ready=False)
+    result = await mcp_client.call_tool("navigate", {"session_id": session_id, "url": "https://example.com/"})
+    assert result.is_error and "creating" in error_text(result) and "wait" in error_text(result)

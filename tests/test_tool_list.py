@@ -28,7 +28,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "tools_list.json"
 # serverInfo in _meta; 11,274 in the handshake era), plus about 15 %. Raising it is a decision, not a chore:
 # the list rides along with every prompt.
 TOOLS_LIST_BYTE_BUDGET = 13_150
-READ_TOOLS = {"list_sessions", "get_session", "take_screenshot"}
+READ_TOOLS = {"list_sessions", "get_session", "take_screenshot", "read_page"}
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
 

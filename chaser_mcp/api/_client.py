@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -58,6 +58,34 @@ def check_session_id(session_id: str) -> str:
     return session_id
 
 
+def _base(url: str) -> httpx.URL:
+    """``url`` as an ``httpx.AsyncClient`` holds its ``base_url``: with a trailing slash on the path."""
+    parsed = httpx.URL(url)
+    return parsed if parsed.raw_path.endswith(b"/") else parsed.copy_with(raw_path=parsed.raw_path + b"/")
+
+
+class _LazyHttp:
+    """The ``httpx.AsyncClient`` of a ChaserClient and its ``for_key`` views, built on first use.
+
+    Building one imports httpcore and loads the TLS trust store (~30 ms of CPU): a stdio server
+    should not spend that before it can answer ``tools/list``, and may never send a request.
+    """
+
+    def __init__(self, build: Callable[[], httpx.AsyncClient], client: httpx.AsyncClient | None) -> None:
+        self._build = build
+        self._client = client
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = self._build()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
 class ChaserClient:
     """Async client for the Chaser Sessions API.
 
@@ -84,19 +112,23 @@ class ChaserClient:
         self._retry_after_cap = retry_after_cap
         self._backoff = wait_random_exponential(multiplier=backoff_base, max=backoff_max)
         self._owns_http = _http is None
-        self._http = _http or httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
-            headers={"User-Agent": user_agent, "Accept": "application/json"},
-            transport=transport,
-            follow_redirects=False,
+        self._base_url = _http.base_url if _http is not None else _base(base_url.rstrip("/"))
+        self._http = _LazyHttp(
+            lambda: httpx.AsyncClient(
+                base_url=base_url.rstrip("/"),
+                timeout=httpx.Timeout(timeout),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
+                headers={"User-Agent": user_agent, "Accept": "application/json"},
+                transport=transport,
+                follow_redirects=False,
+            ),
+            _http,
         )
         self.timeout = timeout
 
     @property
     def base_url(self) -> str:
-        return str(self._http.base_url)
+        return str(self._base_url)
 
     @property
     def api_key(self) -> str | None:
@@ -214,7 +246,9 @@ class ChaserClient:
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._api_key}"}
         async with self._translate_transport_errors(method, path):
-            response = await self._http.request(method, path, json=json, params=params, headers=headers)
+            response = await self._http.client.request(
+                method, path, json=json, params=params, headers=headers
+            )
         if response.is_success:
             return response
         raise self._status_error(response, method, path)

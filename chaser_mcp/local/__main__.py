@@ -1,4 +1,4 @@
-"""``python -m chaser_mcp.local [--host H] [--port N] [--max-sessions N]``: serve the local API.
+"""``chaser-mcp local-api [--host H] [--port N] [--max-sessions N]``: serve the local API.
 
 Prints ``CHASER_BASE_URL=<url>`` on stdout once it accepts requests (scripts and tests
 read that line). The ``chaser-mcp local-api`` command is the user-facing way in.
@@ -16,10 +16,13 @@ from pathlib import Path
 from .app import LocalAPIServer, serve_local_api
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m chaser_mcp.local", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m chaser_mcp.local") -> None:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve the Chaser Sessions API on this machine, backed by real headless Chromium.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--port", type=int, default=8932, help="0 picks a free port (default 8932)")
     parser.add_argument("--max-sessions", type=int, default=3)
     parser.add_argument("--base-dir", type=Path, default=None, help="where browser profiles go (system temp)")
     parser.add_argument("--log-level", default="warning")
