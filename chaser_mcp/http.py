@@ -313,11 +313,14 @@ async def serve_http(state: ServerState) -> None:
         lifespan="on",
     )
     server = _Server(config)
+    endpoints = "streamable HTTP at /mcp" if settings.transport == "http" else "SSE at /sse"
+    tenancy = "multi-tenant" if settings.multi_tenant else "single-tenant"
     log.info(
-        "serving on http://%s:%d (streamable HTTP /mcp, SSE /sse, health /healthz; %s)",
+        "serving MCP on http://%s:%d: %s, health at /healthz (%s)",
         settings.host,
         settings.port,
-        "multi-tenant" if settings.multi_tenant else "single-tenant",
+        endpoints,
+        tenancy,
     )
     await server.serve()
     with anyio.CancelScope(shield=True):
