@@ -16,8 +16,6 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from .api import ChaserError
-from .browsing import BrowsingError, InvalidURL, check_http_url, navigate, read_page
-from .cdp import CDPException
 from .conversations import Conversation
 from .errors import explain
 from .settings import Settings
@@ -79,6 +77,11 @@ class PageTools:
         url: Annotated[str, Field(min_length=1, max_length=8192, description="http(s) URL to open")],
     ) -> PageVisit:
         """Open a URL in the session's browser and wait for it to load."""
+        # Imported on use: browsing loads the CDP client and websockets, which a server start-up
+        # (and every conversation that never browses) should not pay for.
+        from .browsing import BrowsingError, InvalidURL, check_http_url, navigate
+        from .cdp import CDPException
+
         try:
             check_http_url(url)  # refused before any request is sent
         except InvalidURL as exc:
@@ -98,6 +101,9 @@ class PageTools:
         offset: Annotated[int, Field(ge=0, description="Character to start from (next_offset)")] = 0,
     ) -> PageRead:
         """Read the visible text of the session's current page, a chunk at a time."""
+        from .browsing import BrowsingError, read_page  # on use, as in navigate
+        from .cdp import CDPException
+
         conversation = self._conversation_of(ctx)
         cdp_url, headers = await self._cdp_target(conversation, session_id)
         try:

@@ -37,11 +37,19 @@ async def _shutdown(state: ServerState, reason: str) -> None:
 async def serve_stdio(state: ServerState, server: MCPServer) -> None:
     """Run until stdin closes or a stop signal arrives; returns only on stdin EOF."""
     serve_scope = anyio.CancelScope()
+    stopping: list[str] = []  # why the cleanup began, once one end has begun it
 
     async def exit_on_signal() -> None:
         with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async for signum in signals:
                 name = signal.Signals(signum).name
+                if stopping:
+                    # stdin closed first and its cleanup is running: a client that closed stdin sends
+                    # SIGTERM when the server outlives its grace period (the SDK's is 2 s), which a slow
+                    # API can make it do. The cleanup is bounded; let it finish.
+                    log.info("%s received while cleaning up (%s): finishing first", name, stopping[0])
+                    continue
+                stopping.append(name)
                 log.info("%s received: cleaning up", name)
                 serve_scope.cancel()  # in-flight tools unwind (a pending create deletes its session)
                 await _shutdown(state, name)
@@ -53,5 +61,9 @@ async def serve_stdio(state: ServerState, server: MCPServer) -> None:
         tg.start_soon(exit_on_signal)
         with serve_scope:
             await server.run_stdio_async()
+        if stopping:  # a signal's cleanup is running and ends the process
+            await anyio.sleep_forever()
+        stopping.append("stdin closed")
+        # Still inside the task group, so the signal handler stays installed until the cleanup is done.
+        await _shutdown(state, "stdin closed")
         tg.cancel_scope.cancel()
-    await _shutdown(state, "stdin closed")

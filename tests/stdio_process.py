@@ -79,6 +79,15 @@ class JsonRpcError(Exception):
         self.error = dict(error)
 
 
+class ServerExited(Exception):
+    """The server closed its stdout while an answer was still expected."""
+
+    def __init__(self, returncode: int | None, stderr: str) -> None:
+        super().__init__(f"the server closed stdout (exit code {returncode}); its stderr:\n{stderr}")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
 class ToolCallFailed(Exception):
     """A ``tools/call`` answered with ``isError: true``."""
 
@@ -250,7 +259,12 @@ class StdioServer:
 
     async def _read_one(self) -> None:
         assert self._stdout is not None
-        line = await self._stdout.receive_until(b"\n", MAX_LINE)
+        try:
+            line = await self._stdout.receive_until(b"\n", MAX_LINE)
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            with anyio.move_on_after(2):
+                await self.process.wait()
+            raise ServerExited(self.process.returncode, self.stderr_text()) from None
         if not line.strip():
             return
         message = json.loads(line)

@@ -887,6 +887,18 @@ async def test_for_key_sends_the_other_key_over_the_same_pool_and_sees_the_other
         assert [s["id"] for s in fake.open_sessions(OTHER_KEY)] == [theirs.id]
 
 
+async def test_a_view_made_before_any_request_shares_the_pool_built_later() -> None:
+    """The pool is built on first use (cheaper start-up); a view may be the first user."""
+    with FakeChaser(api_keys=[DEFAULT_KEY, OTHER_KEY]) as fake:
+        async with client_for(fake) as client:
+            other = client.for_key(OTHER_KEY)
+            await other.list_sessions()
+            await client.list_sessions()
+
+        assert [r.api_key for r in fake.requests] == [OTHER_KEY, DEFAULT_KEY]
+        assert len({r.conn_id for r in fake.requests}) == 1
+
+
 MALFORMED_IDS = [
     "../x",
     "sess_a/b",

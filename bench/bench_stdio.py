@@ -1,0 +1,542 @@
+"""Benchmark the stdio server: tool-call overhead, cold start, and cleanup when the conversation ends.
+
+Every number is measured beside a reference taken in the same run, interleaved, so a busy machine
+slows both sides alike and the ratio stays meaningful:
+
+1. overhead: ``get_session`` through ``python -m chaser_mcp`` (SDK ``Client`` over
+   ``StdioServerParameters``, legacy and auto mode) against the same GET sent directly with httpx to
+   the same fake API process. Target: at most 2 ms added at the median.
+2. cold start: spawn -> answered ``tools/list`` for ``python -m chaser_mcp`` against a bare
+   ``MCPServer`` with one trivial tool. Target: at most 1.2x.
+3. cleanup: stdin closed -> process exited with 50 owned sessions and 50 ms of API latency, against
+   the same server owning none (the exit floor). Target: under 1 s (concurrent, not 50 x 50 ms).
+
+The fake API runs as its own process so it never shares the GIL with the client being timed.
+
+    python bench/bench_stdio.py            # the full run (about 75 s on a quiet 2-core machine)
+    python bench/bench_stdio.py --quick    # fewer repetitions (about 30 s)
+
+Results are printed and written as JSON to bench/results/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from anyio.streams.text import TextReceiveStream
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the tests package (the fake, the pipes) importable
+
+from tests.fake_chaser import DEFAULT_KEY  # noqa: E402
+from tests.stdio_process import SERVER_COMMAND, StdioServer, chaser_env, cleanup_summaries  # noqa: E402
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+OVERHEAD_TARGET_MS = 2.0
+COLD_START_TARGET_RATIO = 1.2
+CLEANUP_TARGET_S = 1.0
+CLEANUP_SESSIONS = 50
+CLEANUP_LATENCY = 0.05
+# Must never load on a stdio start-up: Pillow (screenshots only), the HTTP transport, the local
+# browser backend and its websockets. uvicorn/starlette are not listed: mcp itself imports them.
+UNWANTED_AT_STARTUP = (
+    "PIL",
+    "websockets",
+    "chaser_mcp.http",
+    "chaser_mcp.local",
+    "chaser_mcp.cdp",
+    "chaser_mcp.browsing",
+    "chaser_mcp.images",
+)
+
+BARE_SERVER = '''\
+"""The reference for cold start: an MCPServer with one trivial tool, served over stdio."""
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("bare")
+
+
+@server.tool()
+def ping() -> str:
+    """Answer pong."""
+    return "pong"
+
+
+server.run()
+'''
+
+
+@dataclass(frozen=True)
+class Repetitions:
+    overhead_calls: int
+    overhead_warmup: int
+    cold_starts: int
+    cleanups: int
+
+
+FULL = Repetitions(overhead_calls=500, overhead_warmup=50, cold_starts=21, cleanups=9)
+QUICK = Repetitions(overhead_calls=100, overhead_warmup=20, cold_starts=7, cleanups=3)
+
+
+# -- statistics -------------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def describe(samples: Sequence[float]) -> dict[str, float]:
+    return {
+        "n": len(samples),
+        "median": statistics.median(samples),
+        "p90": percentile(samples, 0.9),
+        "min": min(samples),
+    }
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def verdict(ok: bool) -> str:
+    return "meets target" if ok else "MISSES target"
+
+
+# -- the machine ------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "mcp": version("mcp"),
+        "chaser_mcp": version("chaser-mcp"),
+        "httpx": version("httpx"),
+    }
+
+
+# -- the fake API, as its own process ----------------------------------------------------------------
+
+
+@asynccontextmanager
+async def fake_api(*, latency: float = 0.0) -> AsyncIterator[str]:
+    command = [
+        *(sys.executable, str(REPO_ROOT / "tests" / "fake_chaser.py"), "--port", "0"),
+        *("--ready-delay", "0", "--latency", str(latency)),
+    ]
+    process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(20):
+            url = ""
+            async for chunk in TextReceiveStream(process.stdout):
+                url += chunk
+                if "\n" in url:
+                    break
+        yield url.strip()
+    finally:
+        with anyio.CancelScope(shield=True):
+            process.terminate()
+            with anyio.move_on_after(5):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.aclose()
+
+
+def api_client(base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}, timeout=30.0
+    )
+
+
+# -- 1. tool-call overhead ----------------------------------------------------------------------------
+
+
+async def timed(call: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+
+
+async def bench_overhead(reps: Repetitions) -> dict[str, Any]:
+    from mcp import Client, StdioServerParameters
+
+    results: dict[str, Any] = {}
+    async with fake_api() as url, api_client(url) as http:
+        created = (await http.post("/v1/sessions", json={"ttl_seconds": 3600})).raise_for_status().json()
+        session_id = created["id"]
+
+        async def direct() -> None:
+            (await http.get(f"/v1/sessions/{session_id}")).raise_for_status()
+
+        for mode in ("legacy", "auto"):
+            params = StdioServerParameters(
+                command=SERVER_COMMAND[0],
+                args=list(SERVER_COMMAND[1:]),
+                env=chaser_env(url, extra={"CHASER_LOG_LEVEL": "WARNING"}),
+                cwd=REPO_ROOT,
+            )
+            async with Client(params, mode=mode) as client:
+
+                async def through_mcp(client: Client = client) -> None:
+                    result = await client.call_tool("get_session", {"session_id": session_id})
+                    if result.is_error:
+                        raise RuntimeError(f"get_session failed: {result.content}")
+
+                for _ in range(reps.overhead_warmup):
+                    await direct()
+                    await through_mcp()
+                direct_s: list[float] = []
+                mcp_s: list[float] = []
+                for i in range(reps.overhead_calls):
+                    # Alternate which goes first, so neither always runs on a warmer cache.
+                    if i % 2 == 0:
+                        direct_s.append(await timed(direct))
+                        mcp_s.append(await timed(through_mcp))
+                    else:
+                        mcp_s.append(await timed(through_mcp))
+                        direct_s.append(await timed(direct))
+            added = statistics.median(mcp_s) - statistics.median(direct_s)
+            paired = [m - d for m, d in zip(mcp_s, direct_s, strict=True)]
+            results[mode] = {
+                "direct_s": describe(direct_s),
+                "mcp_s": describe(mcp_s),
+                "added_median_s": added,
+                "added_paired_median_s": statistics.median(paired),
+                "added_paired_p90_s": percentile(paired, 0.9),
+                "ratio_median": statistics.median(mcp_s) / statistics.median(direct_s),
+                "meets_target": added * 1000 <= OVERHEAD_TARGET_MS,
+            }
+    return results
+
+
+# -- 2. cold start ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spawned:
+    wall_s: float  # spawn -> tools/list answered
+    cpu_s: float  # user + system CPU of the whole process life (start-up, the requests, exit)
+    stderr: str
+
+
+async def spawn_to_tools_list(
+    command: Sequence[str], api_url: str, env: dict[str, str] | None = None
+) -> Spawned:
+    """Time from spawn to the answer of ``tools/list`` (after the ``initialize`` handshake)."""
+    server = StdioServer(api_url, command=command, env={"CHASER_LOG_LEVEL": "WARNING", **(env or {})})
+    # Children are reaped one at a time here (the fake API, also a child, is reaped only at the
+    # end), so the difference in RUSAGE_CHILDREN is this server's CPU time.
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    try:
+        await server.start()
+        await server.initialize()
+        tools = await server.request("tools/list", timeout=30)
+        elapsed = time.perf_counter() - started
+        if not tools.get("tools"):
+            raise RuntimeError(f"{command}: tools/list came back empty")
+        await server.close_stdin()
+        returncode = await server.wait(15)
+        stderr = server.stderr_text()
+    finally:
+        await server.aclose()
+    if returncode != 0:
+        raise RuntimeError(f"{command} exited with {returncode}:\n{stderr}")
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    return Spawned(elapsed, cpu, stderr)
+
+
+def imported_modules(importtime_stderr: str) -> dict[str, int]:
+    """Module -> self import time in microseconds, from ``python -X importtime`` output."""
+    modules: dict[str, int] = {}
+    for line in importtime_stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            self_us, _, name = line[len("import time:") :].split("|")
+            modules[name.strip()] = int(self_us)
+    return modules
+
+
+async def startup_imports(commands: dict[str, list[str]], api_url: str) -> dict[str, Any]:
+    """What a real stdio start-up (through tools/list) imports that it should not, and what it adds
+    over the bare server, by top-level package."""
+    found: dict[str, dict[str, int]] = {}
+    for name in ("chaser_mcp", "bare_mcpserver"):
+        command = commands[name]
+        spawned = await spawn_to_tools_list([command[0], "-X", "importtime", *command[1:]], api_url)
+        found[name] = imported_modules(spawned.stderr)
+    chaser, bare = found["chaser_mcp"], found["bare_mcpserver"]
+    unwanted = sorted(m for m in chaser if any(m == u or m.startswith(u + ".") for u in UNWANTED_AT_STARTUP))
+    extra: dict[str, int] = {}
+    for module, self_us in chaser.items():
+        if module not in bare:
+            top = module.split(".")[0]
+            extra[top] = extra.get(top, 0) + self_us
+    return {
+        "unwanted_imported": unwanted,
+        "also_in_bare_mcpserver": sorted(
+            {m.split(".")[0] for m in bare} & {"uvicorn", "starlette", "httpx2"}
+        ),
+        "extra_self_ms_by_package": {
+            k: round(v / 1000, 1) for k, v in sorted(extra.items(), key=lambda kv: -kv[1]) if v >= 500
+        },
+        "extra_self_ms_total": round(sum(extra.values()) / 1000, 1),
+    }
+
+
+async def bench_cold_start(reps: Repetitions) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        bare_path = Path(tmp) / "bare_server.py"
+        bare_path.write_text(BARE_SERVER)
+        commands = {
+            "chaser_mcp": list(SERVER_COMMAND),
+            "chaser_mcp_journal_on": list(SERVER_COMMAND),
+            "bare_mcpserver": [sys.executable, str(bare_path)],
+        }
+        # The default a user gets: the crash journal on (here in a scratch file, not the user's own).
+        envs = {"chaser_mcp_journal_on": {"CHASER_JOURNAL": str(Path(tmp) / "journal.sqlite3")}}
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        async with fake_api() as url:
+            for name, command in commands.items():  # warm the page cache for each, untimed
+                await spawn_to_tools_list(command, url, envs.get(name))
+            for i in range(reps.cold_starts):
+                names = list(commands)
+                order = names[i % len(names) :] + names[: i % len(names)]  # rotate who goes first
+                for name in order:
+                    spawned = await spawn_to_tools_list(commands[name], url, envs.get(name))
+                    wall[name].append(spawned.wall_s)
+                    cpu[name].append(spawned.cpu_s)
+            imports = await startup_imports(commands, url)
+    bare_wall, bare_cpu = statistics.median(wall["bare_mcpserver"]), statistics.median(cpu["bare_mcpserver"])
+    result: dict[str, Any] = {"startup_imports": imports}
+    for name in commands:
+        result[name] = {
+            "wall_s": describe(wall[name]),
+            "cpu_s": describe(cpu[name]),
+            "ratio_wall_median": statistics.median(wall[name]) / bare_wall,
+            "ratio_cpu_median": statistics.median(cpu[name]) / bare_cpu,
+            "added_wall_median_s": statistics.median(wall[name]) - bare_wall,
+        }
+    result["meets_target"] = (
+        all(result[n]["ratio_wall_median"] <= COLD_START_TARGET_RATIO for n in commands)
+        and not imports["unwanted_imported"]
+    )
+    return result
+
+
+# -- 3. cleanup ---------------------------------------------------------------------------------------
+
+
+async def stdin_close_to_exit(
+    api_url: str, sessions: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Create ``sessions`` through the tool, close stdin, time until the process has exited."""
+    async with StdioServer(api_url, env=env) as server:
+        await server.initialize()
+        calls = [
+            await server.start_tool_call("create_session", {"wait_until_ready": False})
+            for _ in range(sessions)
+        ]
+        ids = [(await server.tool_result(call, timeout=60))["id"] for call in calls]
+        started = time.perf_counter()
+        await server.close_stdin()
+        returncode = await server.wait(30)
+        elapsed = time.perf_counter() - started
+        stderr = server.stderr_text()
+    if returncode != 0 or "Traceback" in stderr:
+        raise RuntimeError(f"the server exited with {returncode}:\n{stderr}")
+    summaries = cleanup_summaries(stderr)
+    logged = summaries[0] if summaries else {}
+    return {
+        "ids": ids,
+        "exit_s": elapsed,
+        "logged_cleanup_s": float(logged.get("seconds", "nan")),
+        "logged_deleted": int(logged.get("deleted", 0)),
+        "logged_failed": int(logged.get("failed", 0)),
+    }
+
+
+async def deleted_by_client(http: httpx.AsyncClient, ids: Sequence[str]) -> int:
+    """How many of ``ids`` the API shows as closed by a DELETE (``ended_reason: client_delete``)."""
+    found: list[dict[str, Any]] = []
+
+    async def fetch(session_id: str) -> None:
+        found.append((await http.get(f"/v1/sessions/{session_id}")).raise_for_status().json())
+
+    async with anyio.create_task_group() as tg:
+        for session_id in ids:
+            tg.start_soon(fetch, session_id)
+    return sum(1 for s in found if s["status"] == "closed" and s["ended_reason"] == "client_delete")
+
+
+async def bench_cleanup(reps: Repetitions) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        variants = {"journal_off": {}, "journal_on": {"CHASER_JOURNAL": str(Path(tmp) / "journal.sqlite3")}}
+        async with fake_api(latency=CLEANUP_LATENCY) as url, api_client(url) as http:
+            for variant, env in variants.items():
+                runs: list[dict[str, Any]] = []
+                floor: list[float] = []
+                api_deletes: list[int] = []
+                for i in range(reps.cleanups):
+                    # The reference: the same server owning nothing, so the rest is the cost of the deletes.
+                    if i % 2 == 0:
+                        run = await stdin_close_to_exit(url, CLEANUP_SESSIONS, env)
+                        floor.append((await stdin_close_to_exit(url, 0, env))["exit_s"])
+                    else:
+                        floor.append((await stdin_close_to_exit(url, 0, env))["exit_s"])
+                        run = await stdin_close_to_exit(url, CLEANUP_SESSIONS, env)
+                    runs.append(run)
+                    api_deletes.append(await deleted_by_client(http, run["ids"]))
+                exit_s = [r["exit_s"] for r in runs]
+                median_exit = statistics.median(exit_s)
+                results[variant] = {
+                    "exit_s": describe(exit_s),
+                    "exit_with_no_sessions_s": describe(floor),
+                    "added_by_cleanup_median_s": median_exit - statistics.median(floor),
+                    "ratio_to_no_sessions": median_exit / statistics.median(floor),
+                    "logged_cleanup_s": describe([r["logged_cleanup_s"] for r in runs]),
+                    "logged_deleted": [r["logged_deleted"] for r in runs],
+                    "logged_failed": [r["logged_failed"] for r in runs],
+                    "api_deletes_seen": api_deletes,
+                    "meets_target": median_exit < CLEANUP_TARGET_S
+                    and all(n == CLEANUP_SESSIONS for n in api_deletes),
+                }
+    return {
+        "sessions": CLEANUP_SESSIONS,
+        "api_latency_s": CLEANUP_LATENCY,
+        "sequential_lower_bound_s": CLEANUP_SESSIONS * CLEANUP_LATENCY,
+        **results,
+        "meets_target": all(results[v]["meets_target"] for v in results),
+    }
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+def report(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), load {m['load_average']}")
+    print(f"         Python {m['python']}, mcp {m['mcp']}, chaser-mcp {m['chaser_mcp']}, httpx {m['httpx']}")
+    print()
+    print(
+        f"1. get_session round trip (median of {result['repetitions']['overhead_calls']} calls, interleaved)"
+    )
+    for mode, r in result["overhead"].items():
+        print(
+            f"   {mode:<6} through stdio {ms(r['mcp_s']['median'])} (p90 {ms(r['mcp_s']['p90'])})"
+            f" | direct httpx {ms(r['direct_s']['median'])} (p90 {ms(r['direct_s']['p90'])})"
+            f" | added {ms(r['added_median_s'])} (paired p90 {ms(r['added_paired_p90_s'])})"
+            f", {r['ratio_median']:.1f}x -> {verdict(r['meets_target'])} (<= {OVERHEAD_TARGET_MS:g} ms)"
+        )
+    c = result["cold_start"]
+    print(
+        f"2. cold start, spawn -> tools/list answered (median of {c['chaser_mcp']['wall_s']['n']}, "
+        "interleaved; CPU = the whole process life)"
+    )
+    for name in ("chaser_mcp", "chaser_mcp_journal_on", "bare_mcpserver"):
+        r = c[name]
+        print(
+            f"   {name:<22} {ms(r['wall_s']['median'])} (p90 {ms(r['wall_s']['p90'])})"
+            f" {r['ratio_wall_median']:.2f}x | CPU {ms(r['cpu_s']['median'])} {r['ratio_cpu_median']:.2f}x"
+        )
+    imports = c["startup_imports"]
+    print(
+        f"   unwanted at start-up: {imports['unwanted_imported'] or 'none'} | extra imports vs bare: "
+        f"{imports['extra_self_ms_total']} ms self, {imports['extra_self_ms_by_package']}"
+    )
+    print(
+        f"   -> {verdict(c['meets_target'])} "
+        f"(<= {COLD_START_TARGET_RATIO:g}x wall, nothing unwanted imported)"
+    )
+    k = result["cleanup"]
+    print(
+        f"3. cleanup, stdin closed -> exited, {k['sessions']} sessions, "
+        f"{k['api_latency_s'] * 1000:g} ms API latency (median of {k['journal_off']['exit_s']['n']}; "
+        f"sequential would be >= {k['sequential_lower_bound_s']:g} s)"
+    )
+    for variant in ("journal_off", "journal_on"):
+        v = k[variant]
+        print(
+            f"   {variant:<11} {ms(v['exit_s']['median'])} (p90 {ms(v['exit_s']['p90'])})"
+            f" | owning nothing {ms(v['exit_with_no_sessions_s']['median'])}"
+            f" | cleanup as logged {ms(v['logged_cleanup_s']['median'])}"
+            f" | DELETEs landed {min(v['api_deletes_seen'])}-{max(v['api_deletes_seen'])}/{k['sessions']}"
+            f" -> {verdict(v['meets_target'])} (< {CLEANUP_TARGET_S:g} s, all deleted)"
+        )
+
+
+async def run(reps: Repetitions, quick: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "benchmark": "bench_stdio",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": machine(),
+        "repetitions": asdict(reps),
+    }
+    for name, bench in (("overhead", bench_overhead), ("cold_start", bench_cold_start)):
+        print(f"... {name}", file=sys.stderr, flush=True)
+        result[name] = await bench(reps)
+    print("... cleanup", file=sys.stderr, flush=True)
+    result["cleanup"] = await bench_cleanup(reps)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 30 s)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")
+    args = parser.parse_args(argv)
+    reps = QUICK if args.quick else FULL
+    result = anyio.run(run, reps, args.quick)
+    report(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = args.out / f"bench_stdio-{stamp}{'-quick' if args.quick else ''}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    ok = all(result["overhead"][m]["meets_target"] for m in result["overhead"])
+    return 0 if ok and result["cold_start"]["meets_target"] and result["cleanup"]["meets_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
