@@ -199,11 +199,14 @@ class Conversations:
         if conversation is None:
             return None
         conversation.ended = True
+        started = time.monotonic()
         if conversation.creates_in_flight:
+            # At most half the bound for creates still in flight, so the deletes keep the rest
+            # and the whole cleanup stays within cleanup_timeout.
             conversation._drained = anyio.Event()
-            with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout / 2):
                 await conversation._drained.wait()
-        report = await self._clean(conversation, reason)
+        report = await self._clean(conversation, reason, self._cleanup_timeout - (time.monotonic() - started))
         log_fn = log.info if report.ok else log.error
         log_fn("%s", report.summary())
         return report
@@ -226,13 +229,13 @@ class Conversations:
                     tg.start_soon(end_one, conversation_id)
         return reports
 
-    async def _clean(self, conversation: Conversation, reason: str) -> CleanupReport:
+    async def _clean(self, conversation: Conversation, reason: str, budget: float) -> CleanupReport:
         started = time.monotonic()
         targets = conversation.pending_cleanup()
         kept = tuple(s.session_id for s in conversation.sessions.values() if s.persist and not s.closed)
         deleted: list[str] = []
         already_closed: list[str] = []
-        failed: dict[str, str] = {sid: f"not finished within {self._cleanup_timeout:g} s" for sid in targets}
+        failed: dict[str, str] = {sid: f"not finished within {budget:.3g} s" for sid in targets}
 
         async def delete(session_id: str) -> None:
             try:
@@ -246,7 +249,7 @@ class Conversations:
 
         # Shielded: cleanup runs while the server is being cancelled (signal, stream closed),
         # and a half-finished cleanup is exactly how a paid session leaks.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(budget):
             async with anyio.create_task_group() as tg:
                 for session_id in targets:
                     tg.start_soon(delete, session_id)
