@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,8 @@ from anyio.streams.text import TextReceiveStream
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the tests package (the fake's key) importable
+
+from machine import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from tests.fake_chaser import DEFAULT_KEY  # noqa: E402
 
@@ -162,36 +162,8 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "mcp": version("mcp"),
-        "chaser_mcp": version("chaser-mcp"),
-        "httpx": version("httpx"),
-        "uvicorn": version("uvicorn"),
-        # Without sniffio, httpcore 1.x (the API client's transport) retries a failed import per request.
-        "sniffio": installed("sniffio"),
-    }
-
-
-def installed(distribution: str) -> str | None:
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return None
+    # sniffio: without it, httpcore 1.x (the API client's transport) retries a failed import per request.
+    return describe_machine("httpx", "uvicorn", "sniffio")
 
 
 # -- the load generator (runs as its own process: ``bench_http.py --worker load ...``) -----------------

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -35,7 +33,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +42,8 @@ from anyio.streams.text import TextReceiveStream
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the tests package (the fake, the pipes) importable
+
+from machine import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from tests.fake_chaser import DEFAULT_KEY  # noqa: E402
 from tests.stdio_process import SERVER_COMMAND, StdioServer, chaser_env, cleanup_summaries  # noqa: E402
@@ -126,26 +125,7 @@ def verdict(ok: bool) -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "mcp": version("mcp"),
-        "chaser_mcp": version("chaser-mcp"),
-        "httpx": version("httpx"),
-    }
+    return describe_machine("httpx")
 
 
 # -- the fake API, as its own process ----------------------------------------------------------------

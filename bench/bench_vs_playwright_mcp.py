@@ -38,7 +38,6 @@ import binascii
 import io
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -49,7 +48,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,6 +63,7 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))  # run as a script: reuse bench_local's page and its server
 
 from bench_local import PAGE, serve_page  # noqa: E402
+from machine import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 RESULTS_DIR = BENCH_DIR / "results"
 CHROMIUM = "/usr/lib/chromium/chromium"
@@ -157,25 +156,8 @@ def package_version(package_json: Path) -> str | None:
 
 
 def machine(playwright_dir: Path | None) -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "chromium": command_output([CHROMIUM, "--version"]),
-        "chaser_mcp": version("chaser-mcp"),
-        "mcp_sdk": version("mcp"),
-    }
+    info = describe_machine()
+    info["chromium"] = command_output([CHROMIUM, "--version"])
     if playwright_dir is not None:
         modules = playwright_dir / "node_modules"
         info["node"] = command_output([shutil.which("node") or "node", "--version"])
