@@ -97,6 +97,13 @@ def _unauthorized(description: str) -> Response:
     )
 
 
+def conversation_key(kind: str, transport_id: str) -> str:
+    """A conversation's id from its transport id, hashed: an Mcp-Session-Id or SSE session id is
+    a capability (whoever holds it can talk as that client), so it never reaches a log line."""
+    digest = hashlib.sha256(transport_id.replace("-", "").lower().encode()).hexdigest()[:16]
+    return f"{kind}:{digest}"
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -128,9 +135,12 @@ class CallerGate:
             await self._serve_sse_stream(scope, receive, send, principal, api_key)
             return
         if scope["path"].startswith("/messages"):
-            caller = Caller(principal, api_key, f"sse:{request.query_params.get('session_id', '')}", None)
+            stream_id = conversation_key("sse", request.query_params.get("session_id", ""))
+            caller = Caller(principal, api_key, stream_id, None)
         elif session_id := request.headers.get("mcp-session-id"):
-            caller = Caller(principal, api_key, f"mcp:{session_id}", self._settings.session_idle_timeout)
+            caller = Caller(
+                principal, api_key, conversation_key("mcp", session_id), self._settings.session_idle_timeout
+            )
         else:
             caller = Caller(principal, api_key, f"caller:{principal}", self._settings.lease_seconds)
         scope[CALLER_SCOPE_KEY] = caller
@@ -197,7 +207,7 @@ class CallerGate:
             if conversation_id is None and message["type"] == "http.response.body":
                 found = _SSE_ENDPOINT.search(message.get("body", b""))
                 if found:
-                    conversation_id = "sse:" + found.group(1).decode().replace("-", "")
+                    conversation_id = conversation_key("sse", found.group(1).decode())
                     self._state.conversations.open(
                         conversation_id, self._api_for(api_key), principal=principal, idle_timeout=None
                     )

@@ -12,14 +12,13 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from .api import ChaserError
 from .conversations import Conversation
 from .errors import explain
 from .settings import Settings
-from .tools import COMPACT, ConversationOf, SessionId, one_line
+from .tools import CHANGE, COMPACT, READ, ConversationOf, SessionId, add_tool
 
 READ_BUDGET = 8000
 
@@ -53,22 +52,8 @@ class PageTools:
         self._conversation_of = conversation_of
 
     def register(self, server: MCPServer) -> None:
-        server.add_tool(
-            self.navigate,
-            title="Open a page",
-            description=one_line(self.navigate.__doc__),
-            annotations=ToolAnnotations(
-                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-            ),
-        )
-        server.add_tool(
-            self.read_page,
-            title="Read the page",
-            description=one_line(self.read_page.__doc__),
-            annotations=ToolAnnotations(
-                read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-            ),
-        )
+        add_tool(server, self.navigate, "Open a page", CHANGE)
+        add_tool(server, self.read_page, "Read the page", READ)
 
     async def navigate(
         self,

@@ -100,9 +100,25 @@ def one_line(doc: str | None) -> str:
     return " ".join((doc or "").split())
 
 
-READ = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
+def hints(*, read_only: bool = False, destructive: bool = False, idempotent: bool = False) -> ToolAnnotations:
+    """All four hints, always explicit; every tool talks to the outside world."""
+    return ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=True,
+    )
+
+
+READ = hints(read_only=True, idempotent=True)
+CHANGE = hints()
+DESTROY = hints(destructive=True, idempotent=True)
+
+
+def add_tool(
+    server: MCPServer, fn: Callable[..., Awaitable[Any]], title: str, annotations: ToolAnnotations
+) -> None:
+    server.add_tool(fn, title=title, description=one_line(fn.__doc__), annotations=annotations)
 
 
 class SessionTools:
@@ -114,48 +130,12 @@ class SessionTools:
         self._conversation_of = conversation_of
 
     def register(self, server: MCPServer) -> None:
-        server.add_tool(
-            self.create_session,
-            description=one_line(self.create_session.__doc__),
-            title="Create browser session",
-            annotations=ToolAnnotations(
-                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-            ),
-        )
-        server.add_tool(
-            self.list_sessions,
-            description=one_line(self.list_sessions.__doc__),
-            title="List browser sessions",
-            annotations=READ,
-        )
-        server.add_tool(
-            self.get_session,
-            description=one_line(self.get_session.__doc__),
-            title="Get browser session",
-            annotations=READ,
-        )
-        server.add_tool(
-            self.delete_session,
-            description=one_line(self.delete_session.__doc__),
-            title="Delete browser session",
-            annotations=ToolAnnotations(
-                read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
-            ),
-        )
-        server.add_tool(
-            self.take_screenshot,
-            description=one_line(self.take_screenshot.__doc__),
-            title="Take screenshot",
-            annotations=READ,
-        )
-        server.add_tool(
-            self.get_preview_link,
-            description=one_line(self.get_preview_link.__doc__),
-            title="Get live preview link",
-            annotations=ToolAnnotations(
-                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-            ),
-        )
+        add_tool(server, self.create_session, "Create browser session", CHANGE)
+        add_tool(server, self.list_sessions, "List browser sessions", READ)
+        add_tool(server, self.get_session, "Get browser session", READ)
+        add_tool(server, self.delete_session, "Delete browser session", DESTROY)
+        add_tool(server, self.take_screenshot, "Take screenshot", READ)
+        add_tool(server, self.get_preview_link, "Get live preview link", CHANGE)  # mints a token
 
     # -- tools ------------------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ import pytest
 from mcp import Client
 
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
-from tests.http_server import HttpServer, wait_until
+from tests.http_server import HttpServer
+from tests.mcp_support import wait_until
 from tests.stdio_process import StdioServer
 
 pytestmark = pytest.mark.anyio
@@ -40,8 +41,8 @@ async def test_a_restarted_stdio_server_deletes_a_killed_ones_leftovers_only(
 
             async with StdioServer(fake_chaser.url, env=journal) as restarted:
                 await restarted.initialize()
-                assert wait_until(lambda: leftover in fake_chaser.deleted_ids(), timeout=10)
-                assert "1 deleted" in restarted.stderr_text()
+                await wait_until(lambda: leftover in fake_chaser.deleted_ids(), timeout=10, what="the reap")
+                await wait_until(lambda: "1 deleted" in restarted.stderr_text(), timeout=10, what="its log")
             assert open_ids(fake_chaser) >= {theirs, persisted}
             assert fake_chaser.deleted_ids() == [leftover]
 
@@ -65,7 +66,7 @@ async def test_a_restarted_http_server_deletes_a_killed_ones_leftovers(
     assert leftover in open_ids(fake_chaser)
     restarted = HttpServer(fake_chaser.url, env=env).start(tmp_path)
     try:
-        assert wait_until(lambda: leftover in fake_chaser.deleted_ids(), timeout=10)
+        await wait_until(lambda: leftover in fake_chaser.deleted_ids(), timeout=10, what="the reap")
     finally:
         restarted.stop()
 

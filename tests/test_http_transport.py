@@ -21,7 +21,8 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Status
-from tests.http_server import HttpServer, wait_until
+from tests.http_server import HttpServer
+from tests.mcp_support import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -109,7 +110,7 @@ async def test_closing_an_sse_stream_deletes_only_that_streams_sessions(
             async with connect(sse_server.sse_url, "legacy") as leaving:
                 gone = await create(leaving)
                 persisted = await create(leaving, persist=True)
-            assert wait_until(lambda: gone in fake.deleted_ids())
+            await wait_until(lambda: gone in fake.deleted_ids(), timeout=10, what="the DELETE")
             assert kept in open_ids(fake) and persisted in open_ids(fake)
             assert fake.deleted_ids() == [gone]
 
@@ -138,7 +139,7 @@ async def test_deleting_the_mcp_session_id_deletes_its_sessions_at_once(
             async with connect(server.mcp_url, "legacy") as client:
                 session_id = await create(client)
                 kept = await create(client, persist=True)
-            assert wait_until(lambda: session_id in fake.deleted_ids(), timeout=5)
+            await wait_until(lambda: session_id in fake.deleted_ids(), timeout=5, what="the DELETE")
         assert kept in open_ids(fake)
     finally:
         server.stop()
@@ -151,7 +152,7 @@ async def test_an_abandoned_mcp_session_id_is_cleaned_up_after_the_idle_timeout(
         async with connect(server.mcp_url, "legacy", terminate_on_close=False) as client:
             session_id = await create(client)
         assert session_id in open_ids(fake)
-        assert wait_until(lambda: session_id in fake.deleted_ids(), timeout=10)
+        await wait_until(lambda: session_id in fake.deleted_ids(), timeout=10, what="the DELETE")
     assert "idle timeout" in server.stderr()
 
 
@@ -165,7 +166,7 @@ async def test_a_stateless_callers_sessions_survive_while_it_keeps_calling(
                 await anyio.sleep(0.5)
                 await client.list_tools()
             assert session_id in open_ids(fake)
-        assert wait_until(lambda: session_id in fake.deleted_ids(), timeout=10)
+        await wait_until(lambda: session_id in fake.deleted_ids(), timeout=10, what="the DELETE")
 
 
 async def test_sigterm_deletes_every_conversations_sessions_and_exits_zero(
