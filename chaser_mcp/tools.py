@@ -43,17 +43,12 @@ SessionId = Annotated[
 
 
 def compact_schema(schema: dict[str, Any]) -> None:
-    """Shrink a tool's output schema, which every prompt pays for: no per-field titles, and
-    ``type: [X, "null"]`` instead of pydantic's ``anyOf`` for optional scalars."""
+    """Shrink a tool's output schema, which every prompt pays for, by dropping the per-field titles
+    pydantic derives from the names. Nullable fields keep their ``anyOf`` form: ``type`` arrays
+    are shorter but some clients (single-``type`` dialects) reject them."""
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
-        options = prop.get("anyOf")
-        if options and len(options) == 2 and {"type": "null"} in options:
-            (other,) = [o for o in options if o != {"type": "null"}]
-            if set(other) <= {"type", "format"} and isinstance(other.get("type"), str):
-                del prop["anyOf"]
-                prop.update(other, type=[other["type"], "null"])
 
 
 COMPACT = ConfigDict(json_schema_extra=compact_schema)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,24 @@ async def test_no_input_schema_has_a_top_level_combinator(mcp_client: Client) ->
         schema = tool["inputSchema"]
         assert schema.get("type") == "object", tool["name"]
         assert not {"anyOf", "oneOf", "allOf"} & schema.keys(), tool["name"]
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+async def test_no_schema_uses_a_type_array(mcp_client: Client) -> None:
+    # `"type": ["string", "null"]` is legal but clients that map schemas onto a single-type dialect
+    # (Gemini's function declarations, for one) reject it; nullable fields stay anyOf branches.
+    for tool in _tools(await _tools_list(mcp_client)):
+        for schema in (tool["inputSchema"], tool.get("outputSchema", {})):
+            assert not [n for n in _walk(schema) if isinstance(n.get("type"), list)], tool["name"]
 
 
 async def test_the_whole_tools_list_stays_under_its_byte_budget(mcp_client: Client) -> None:
