@@ -34,7 +34,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,12 +47,11 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import Process
-from anyio.streams.text import TextReceiveStream
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the tests package (the fake's key) importable
 
-from machine import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import describe_machine, fake_api, stop  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from tests.fake_chaser import DEFAULT_KEY  # noqa: E402
 
@@ -278,38 +276,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def stop(process: Process) -> None:
-    with anyio.CancelScope(shield=True):
-        if process.returncode is None:
-            process.terminate()
-            with anyio.move_on_after(10):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        await process.aclose()
-
-
-@asynccontextmanager
-async def fake_api(latency: float = 0.0) -> AsyncIterator[tuple[str, int]]:
-    command = [
-        *(sys.executable, str(REPO_ROOT / "tests" / "fake_chaser.py"), "--port", "0"),
-        *("--ready-delay", "0", "--latency", str(latency), "--key", DEFAULT_KEY),
-    ]
-    process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(20):
-            url = ""
-            async for chunk in TextReceiveStream(process.stdout):
-                url += chunk
-                if "\n" in url:
-                    break
-        yield url.strip(), process.pid
-    finally:
-        await stop(process)
-
-
 @dataclass
 class RunningServer:
     name: str
@@ -387,7 +353,8 @@ async def worker(kind: str, target: RunningServer, **options: Any) -> dict[str, 
 
 async def bench_throughput(plan: Plan, tmp: Path) -> dict[str, Any]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {e: [] for e in ERAS} for s in SERVERS}
-    async with fake_api() as (api_url, fake_pid), AsyncExitStack() as stack:
+    async with fake_api() as fake, AsyncExitStack() as stack:
+        api_url, fake_pid = fake.url, fake.pid
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as http:
             created = await http.post(f"{api_url}/v1/sessions", json={"ttl_seconds": 3600})
             session_id = created.raise_for_status().json()["id"]
@@ -481,7 +448,8 @@ def summarize_throughput(runs: dict[str, dict[str, list[dict[str, Any]]]], plan:
 
 async def bench_memory(plan: Plan, tmp: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    async with fake_api() as (api_url, _):
+    async with fake_api() as fake:
+        api_url = fake.url
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as http:
             created = await http.post(f"{api_url}/v1/sessions", json={"ttl_seconds": 3600})
             session_id = created.raise_for_status().json()["id"]

@@ -25,12 +25,10 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,12 +36,11 @@ from typing import Any
 
 import anyio
 import httpx
-from anyio.streams.text import TextReceiveStream
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the tests package (the fake, the pipes) importable
 
-from machine import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import describe_machine, fake_api  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from tests.fake_chaser import DEFAULT_KEY  # noqa: E402
 from tests.stdio_process import SERVER_COMMAND, StdioServer, chaser_env, cleanup_summaries  # noqa: E402
@@ -131,33 +128,6 @@ def machine() -> dict[str, Any]:
 # -- the fake API, as its own process ----------------------------------------------------------------
 
 
-@asynccontextmanager
-async def fake_api(*, latency: float = 0.0) -> AsyncIterator[str]:
-    command = [
-        *(sys.executable, str(REPO_ROOT / "tests" / "fake_chaser.py"), "--port", "0"),
-        *("--ready-delay", "0", "--latency", str(latency)),
-    ]
-    process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(20):
-            url = ""
-            async for chunk in TextReceiveStream(process.stdout):
-                url += chunk
-                if "\n" in url:
-                    break
-        yield url.strip()
-    finally:
-        with anyio.CancelScope(shield=True):
-            process.terminate()
-            with anyio.move_on_after(5):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            await process.aclose()
-
-
 def api_client(base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}, timeout=30.0
@@ -177,7 +147,8 @@ async def bench_overhead(reps: Repetitions) -> dict[str, Any]:
     from mcp import Client, StdioServerParameters
 
     results: dict[str, Any] = {}
-    async with fake_api() as url, api_client(url) as http:
+    async with fake_api() as fake, api_client(fake.url) as http:
+        url = fake.url
         created = (await http.post("/v1/sessions", json={"ttl_seconds": 3600})).raise_for_status().json()
         session_id = created["id"]
 
@@ -313,7 +284,8 @@ async def bench_cold_start(reps: Repetitions) -> dict[str, Any]:
         envs = {"chaser_mcp_journal_on": {"CHASER_JOURNAL": str(Path(tmp) / "journal.sqlite3")}}
         wall: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
-        async with fake_api() as url:
+        async with fake_api() as fake:
+            url = fake.url
             for name, command in commands.items():  # warm the page cache for each, untimed
                 await spawn_to_tools_list(command, url, envs.get(name))
             for i in range(reps.cold_starts):
@@ -390,7 +362,8 @@ async def bench_cleanup(reps: Repetitions) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         variants = {"journal_off": {}, "journal_on": {"CHASER_JOURNAL": str(Path(tmp) / "journal.sqlite3")}}
-        async with fake_api(latency=CLEANUP_LATENCY) as url, api_client(url) as http:
+        async with fake_api(latency=CLEANUP_LATENCY) as fake, api_client(fake.url) as http:
+            url = fake.url
             for variant, env in variants.items():
                 runs: list[dict[str, Any]] = []
                 floor: list[float] = []

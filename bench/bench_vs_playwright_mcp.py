@@ -63,7 +63,7 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))  # run as a script: reuse bench_local's page and its server
 
 from bench_local import PAGE, serve_page  # noqa: E402
-from machine import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 RESULTS_DIR = BENCH_DIR / "results"
 CHROMIUM = "/usr/lib/chromium/chromium"
