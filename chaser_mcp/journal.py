@@ -53,6 +53,7 @@ from typing import NoReturn, Protocol, TypeVar
 
 import anyio
 import platformdirs
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from .api import ChaserError, SessionNotFound
 
@@ -386,7 +387,7 @@ class SessionJournal:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            return self._connect(self.path)
+            return self._connect_when_free(self.path)
         except _NewerSchema as exc:
             # Another (newer) server uses this file: leave it alone rather than destroy its entries.
             return self._in_memory(f"{exc}; leaving {self.path} untouched")
@@ -404,6 +405,21 @@ class SessionJournal:
             return self._connect(self.path)
         except (sqlite3.Error, OSError, _NewerSchema) as exc:
             return self._in_memory(f"a fresh journal at {self.path} failed too ({exc})")
+
+    def _connect_when_free(self, path: Path) -> sqlite3.Connection:
+        """``_connect``, tried again while another process holds the lock it needs.
+
+        Two servers starting together (Claude Desktop and an IDE) race to switch the file to WAL
+        and create the schema; SQLite answers the loser's mode switch with SQLITE_BUSY at once
+        instead of waiting (deadlock avoidance), so the busy timeout alone does not cover it.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception(_is_busy),
+            stop=stop_after_delay(self._busy_timeout),
+            wait=wait_random_exponential(multiplier=0.01, max=0.25),
+            reraise=True,
+        )
+        return retrying(self._connect, path)
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -685,6 +701,12 @@ class SessionJournal:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock; the file itself is fine."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in (5, 6)
 
 
 def _is_damage(exc: sqlite3.Error | OSError) -> bool:

@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -623,3 +624,24 @@ async def test_the_api_key_never_reaches_the_journal_file(
     stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     assert KEY_ID.encode() in stored  # the bytes read are the journal's
     assert DEFAULT_KEY.encode() not in stored
+
+
+def test_servers_starting_at_once_all_get_a_durable_journal(tmp_path: Path) -> None:
+    """Two servers starting together race to create the file and switch it to WAL; the loser must
+    wait its turn, not fall back to an in-memory journal that protects nothing."""
+    path = tmp_path / "fresh.sqlite3"
+    script = (
+        "import sys, time\n"
+        "from chaser_mcp.journal import SessionJournal\n"
+        "while time.time() < float(sys.argv[2]): pass\n"  # line up the starts
+        "print(SessionJournal(sys.argv[1]).durable)\n"
+    )
+    start_at = str(time.time() + 1.5)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path), start_at], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(8)
+    ]
+    answers = [process.communicate(timeout=60)[0].strip() for process in processes]
+    assert answers == ["True"] * 8
