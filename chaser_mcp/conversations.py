@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -148,12 +148,6 @@ class Conversations:
         while True:
             await anyio.sleep(self._sweep_interval)
             await self.end_idle()
-
-    def get(self, conversation_id: str) -> Conversation | None:
-        return self._live.get(conversation_id)
-
-    def __iter__(self) -> Iterator[Conversation]:
-        return iter(list(self._live.values()))
 
     def __len__(self) -> int:
         return len(self._live)

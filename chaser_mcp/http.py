@@ -20,7 +20,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
@@ -57,7 +57,7 @@ class Caller:
     """What the gate learned about one HTTP request."""
 
     principal: str
-    api_key: str | None  # multi-tenant only: the caller's own Chaser key
+    api: ChaserClient  # multi-tenant: a view that sends the caller's own key
     conversation_id: str
     idle_timeout: float | None
 
@@ -72,7 +72,7 @@ class KeyVerifier:
         self._cache: dict[str, tuple[bool, float]] = {}
 
     async def is_valid(self, api_key: str) -> bool:
-        digest = hashlib.sha256(api_key.encode()).hexdigest()
+        digest = key_fingerprint(api_key)
         cached = self._cache.get(digest)
         now = time.monotonic()
         if cached and cached[1] > now:
@@ -125,24 +125,24 @@ class CallerGate:
         if scope["type"] != "http" or not scope["path"].startswith(("/mcp", "/sse", "/messages")):
             await self._app(scope, receive, send)
             return
-        principal, api_key, refusal = await self._authenticate(scope)
-        if refusal is not None:
-            await refusal(scope, receive, send)
+        authenticated = await self._authenticate(scope)
+        if not isinstance(authenticated, tuple):
+            await authenticated(scope, receive, send)
             return
-        assert principal is not None
+        principal, api = authenticated
         request = Request(scope)
         if scope["path"].startswith("/sse"):
-            await self._serve_sse_stream(scope, receive, send, principal, api_key)
+            await self._serve_sse_stream(scope, receive, send, principal, api)
             return
         if scope["path"].startswith("/messages"):
             stream_id = conversation_key("sse", request.query_params.get("session_id", ""))
-            caller = Caller(principal, api_key, stream_id, None)
+            caller = Caller(principal, api, stream_id, None)
         elif session_id := request.headers.get("mcp-session-id"):
             caller = Caller(
-                principal, api_key, conversation_key("mcp", session_id), self._settings.session_idle_timeout
+                principal, api, conversation_key("mcp", session_id), self._settings.session_idle_timeout
             )
         else:
-            caller = Caller(principal, api_key, f"caller:{principal}", self._settings.lease_seconds)
+            caller = Caller(principal, api, f"caller:{principal}", self._settings.lease_seconds)
         scope[CALLER_SCOPE_KEY] = caller
         self._state.conversations.touch(caller.conversation_id)
         if scope["method"] == "DELETE" and caller.conversation_id.startswith("mcp:"):
@@ -152,45 +152,40 @@ class CallerGate:
             return
         await self._app(scope, receive, send)
 
-    async def _authenticate(
-        self, scope: Scope
-    ) -> tuple[str | None, str | None, Callable[[Scope, Receive, Send], Awaitable[None]] | None]:
+    async def _authenticate(self, scope: Scope) -> tuple[str, ChaserClient] | Response:
+        """(principal, the client to act with), or the response that refuses the request."""
         token = _bearer(scope)
         if self._verifier is not None:
             if token is None:
-                return None, None, _unauthorized("send your Chaser API key as 'Authorization: Bearer <key>'")
+                return _unauthorized("send your Chaser API key as 'Authorization: Bearer <key>'")
             try:
                 valid = await self._verifier.is_valid(token)
             except ChaserError as exc:
                 log.warning("could not verify a caller's key: %s", type(exc).__name__)
-                return (
-                    None,
-                    None,
-                    JSONResponse(
-                        {
-                            "error": {
-                                "code": "upstream_unavailable",
-                                "message": "the Chaser API could not be reached to check the key; retry",
-                            }
-                        },
-                        status_code=503,
-                    ),
+                return JSONResponse(
+                    {
+                        "error": {
+                            "code": "upstream_unavailable",
+                            "message": "the Chaser API could not be reached to check the key; retry",
+                        }
+                    },
+                    status_code=503,
                 )
             if not valid:
-                return None, None, _unauthorized("the Chaser API refused this key")
-            self._state.clients_by_key_id.setdefault(
-                key_fingerprint(token), self._state.client.for_key(token)
-            )
-            return f"key:{key_fingerprint(token)}", token, None
+                return _unauthorized("the Chaser API refused this key")
+            fingerprint = key_fingerprint(token)
+            # One view per key, also what the crash reaper deletes this caller's leftovers with.
+            api = self._state.clients_by_key_id.setdefault(fingerprint, self._state.client.for_key(token))
+            return f"key:{fingerprint}", api
         expected = self._settings.auth_token
         if expected:
             if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-                return None, None, _unauthorized("a valid bearer token is required")
-            return "token", None, None
-        return "local", None, None
+                return _unauthorized("a valid bearer token is required")
+            return "token", self._state.client
+        return "local", self._state.client
 
     async def _serve_sse_stream(
-        self, scope: Scope, receive: Receive, send: Send, principal: str, api_key: str | None
+        self, scope: Scope, receive: Receive, send: Send, principal: str, api: ChaserClient
     ) -> None:
         """One GET /sse is one conversation: learn its id from the endpoint event, end it on close."""
         conversation_id: str | None = None
@@ -209,7 +204,7 @@ class CallerGate:
                 if found:
                     conversation_id = conversation_key("sse", found.group(1).decode())
                     self._state.conversations.open(
-                        conversation_id, self._api_for(api_key), principal=principal, idle_timeout=None
+                        conversation_id, api, principal=principal, idle_timeout=None
                     )
             await send(message)
 
@@ -231,9 +226,6 @@ class CallerGate:
         await self._app(scope, receive, recording_send)
         return status
 
-    def _api_for(self, api_key: str | None) -> ChaserClient:
-        return self._state.client.for_key(api_key) if api_key else self._state.client
-
 
 def http_conversation_of(state: ServerState) -> Callable[[Context], Conversation]:
     """Resolve a tool call to its conversation from what the gate stored on the request."""
@@ -243,9 +235,8 @@ def http_conversation_of(state: ServerState) -> Callable[[Context], Conversation
         caller = getattr(request, "scope", {}).get(CALLER_SCOPE_KEY) if request is not None else None
         if not isinstance(caller, Caller):
             raise ToolError("This request did not come through the HTTP gate; reconnect to /mcp or /sse.")
-        api = state.client.for_key(caller.api_key) if caller.api_key else state.client
         conversation = state.conversations.open(
-            caller.conversation_id, api, principal=caller.principal, idle_timeout=caller.idle_timeout
+            caller.conversation_id, caller.api, principal=caller.principal, idle_timeout=caller.idle_timeout
         )
         if conversation.principal != caller.principal:
             raise ToolError("This conversation belongs to another caller; open your own connection.")
