@@ -139,26 +139,28 @@ def _auth_token(env: Mapping[str, str], flag_token: str | None, flag_file: str |
     """The inbound token from exactly one source; flags, when given, replace the environment."""
     if flag_token is not None or flag_file is not None:
         token, path = flag_token, flag_file
-        both = "--auth-token and --auth-token-file"
+        token_name, file_name = "--auth-token", "--auth-token-file"
     else:
         token, path = env.get("CHASER_AUTH_TOKEN"), env.get("CHASER_AUTH_TOKEN_FILE")
-        both = "CHASER_AUTH_TOKEN and CHASER_AUTH_TOKEN_FILE"
+        token_name, file_name = "CHASER_AUTH_TOKEN", "CHASER_AUTH_TOKEN_FILE"
     token, path = (token or "").strip() or None, (path or "").strip() or None
     if token and path:
-        raise SettingsError(f"{both} are both set; keep only one of them")
+        raise SettingsError(f"{token_name} and {file_name} are both set; keep only one of them")
+    source = token_name
     if path:
+        source = f"the auth token file {path!r}"
         try:
             token = Path(path).expanduser().read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise SettingsError(f"cannot read the auth token file {path!r}: {reason}") from None
+            raise SettingsError(f"cannot read {source}: {reason}") from None
         if not token:
-            raise SettingsError(f"the auth token file {path!r} is empty; put the token on its first line")
+            raise SettingsError(f"{source} is empty; put the token on its first line")
     # Callers send it in an HTTP header, where only printable ASCII without spaces survives.
     if token and not all(0x21 <= ord(char) <= 0x7E for char in token):
         raise SettingsError(
-            "the auth token may only contain printable ASCII characters without spaces "
-            "(e.g. make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            f"the token in {source} may only contain printable ASCII characters without spaces "
+            "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     return token
 
