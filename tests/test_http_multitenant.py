@@ -94,15 +94,16 @@ async def test_another_tenant_cannot_delete_an_mcp_session(fake: FakeChaser, ser
 async def test_another_tenant_cannot_use_an_mcp_session_id(
     fake: FakeChaser, server: HttpServer, method: str
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        alices = await open_mcp_session(http, server.mcp_url, ALICE)
-        headers = session_headers(alices, BOB)
-        if method == "POST":
-            response = await http.post(
-                server.mcp_url, json=tool_call(3, "create_session", {}), headers=headers
-            )
-        else:
-            response = await http.get(server.mcp_url, headers={**headers, "Accept": "text/event-stream"})
+    with anyio.fail_after(30):  # a GET let through would be an SSE stream that never ends
+        async with httpx.AsyncClient(timeout=30) as http:
+            alices = await open_mcp_session(http, server.mcp_url, ALICE)
+            headers = session_headers(alices, BOB)
+            if method == "POST":
+                call = tool_call(3, "create_session", {})
+                response = await http.post(server.mcp_url, json=call, headers=headers)
+            else:
+                stream = {**headers, "Accept": "text/event-stream"}
+                response = await http.get(server.mcp_url, headers=stream)
     assert response.status_code == 404
     assert fake.open_sessions() == []
 
