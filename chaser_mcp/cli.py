@@ -42,7 +42,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", help="address to listen on for http/sse (CHASER_HOST; default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port for http/sse (CHASER_PORT; default 8931)")
     parser.add_argument(
-        "--auth-token", help="bearer token callers must send (CHASER_AUTH_TOKEN); required off loopback"
+        "--auth-token",
+        help="bearer token callers must send; required off loopback. A flag is visible to every local "
+        "user in the process list (/proc/<pid>/cmdline): prefer CHASER_AUTH_TOKEN or --auth-token-file",
+    )
+    parser.add_argument(
+        "--auth-token-file",
+        metavar="PATH",
+        help="read the bearer token from this file once at start (CHASER_AUTH_TOKEN_FILE)",
     )
     parser.add_argument(
         "--multi-tenant",
@@ -63,7 +70,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--allowed-host",
         action="append",
-        help="extra Host header value to accept, e.g. mcp.example.com:443 (repeatable; CHASER_ALLOWED_HOSTS)",
+        help="extra Host header value to accept, e.g. mcp.example.com:443, or '*' for any (the Origin "
+        "check still applies) (repeatable; CHASER_ALLOWED_HOSTS)",
+    )
+    parser.add_argument(
+        "--max-connections-per-caller",
+        type=int,
+        help="with --multi-tenant: open MCP sessions plus SSE streams one key may hold "
+        "(CHASER_MAX_CONNECTIONS_PER_CALLER; 32)",
     )
     parser.add_argument(
         "--allowed-origin",
@@ -100,6 +114,8 @@ def load_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         host=args.host,
         port=args.port,
         auth_token=args.auth_token,
+        auth_token_file=args.auth_token_file,
+        max_connections_per_caller=args.max_connections_per_caller,
         multi_tenant=args.multi_tenant,
         session_idle_timeout=args.session_idle_timeout,
         lease_seconds=args.lease,

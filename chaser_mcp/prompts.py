@@ -9,7 +9,8 @@ model as a broken instruction.
 A call that lacks a required argument is answered with JSON-RPC ``-32602`` naming what is missing and
 what the prompt takes. The SDK's own check raises a bare ``ValueError`` there, which clients see as
 ``-32603 Internal error`` (or, on the handshake era, an error with code 0), so ``MarkdownPrompt`` checks
-first and raises ``MCPError`` itself, which the SDK passes through untouched.
+first and raises ``MCPError`` itself, which the SDK passes through untouched. A name no prompt has gets
+the same treatment from ``unknown_prompt`` (raised by the server's ``get_prompt``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "default_prompts_dir",
     "load_prompts",
     "register_prompts",
+    "unknown_prompt",
 ]
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -141,6 +143,18 @@ class MarkdownPrompt(Prompt):
         )
         message = f"Prompt {self.name!r}: {problem}. It takes: {takes or 'no arguments'}."
         return MCPError(code=INVALID_PARAMS, message=message, data={"prompt": self.name, **data})
+
+
+def unknown_prompt(name: str, known: list[str]) -> MCPError:
+    """The ``-32602`` for ``prompts/get`` with a name no prompt has (the SDK answers a bare ``ValueError``,
+    which reaches clients as ``-32603`` or code 0, with a logged traceback)."""
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    valid = ", ".join(repr(n) for n in sorted(known)) or "none"
+    return MCPError(
+        code=INVALID_PARAMS,
+        message=f"Unknown prompt {shown!r}. Valid prompts: {valid} (prompts/list describes them).",
+        data={"prompt": shown, "valid": sorted(known)},
+    )
 
 
 def default_prompts_dir() -> Traversable:

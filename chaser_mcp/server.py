@@ -13,7 +13,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import CallToolResult, GetPromptResult, InputRequiredResult
 from pydantic import ValidationError
 
 from . import __version__
@@ -21,7 +21,7 @@ from .api import ChaserClient
 from .conversations import Conversation, Conversations
 from .journal import key_fingerprint
 from .page_tools import PageTools
-from .prompts import register_prompts
+from .prompts import register_prompts, unknown_prompt
 from .settings import Settings
 from .tools import ConversationOf, SessionTools
 
@@ -76,7 +76,16 @@ def single_conversation(state: ServerState, conversation_id: str = STDIO_CONVERS
 
 
 class ChaserMCPServer(MCPServer[Any]):
-    """MCPServer whose argument errors read as one plain sentence per bad field."""
+    """MCPServer whose argument errors read as one plain sentence per bad field, and whose unknown
+    prompt names are a ``-32602`` naming the valid ones."""
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        known = [prompt.name for prompt in await self.list_prompts()]
+        if name not in known:
+            raise unknown_prompt(name, known)
+        return await super().get_prompt(name, arguments, context)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .api import DEFAULT_BASE_URL
@@ -38,6 +39,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_000_000
+    max_connections_per_caller: int = 32
     journal_path: str | None = None
     journal_enabled: bool = True
     # the embedded local backend (real headless Chromium, no account)
@@ -53,7 +55,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
-        """Settings from ``CHASER_*`` variables; keyword overrides (flags) win when not None."""
+        """Settings from ``CHASER_*`` variables; keyword overrides (flags) win when not None.
+
+        ``auth_token_file`` (flag) / ``CHASER_AUTH_TOKEN_FILE`` is read here, once, into ``auth_token``.
+        """
+        auth_token = _auth_token(
+            env, overrides.pop("auth_token", None), overrides.pop("auth_token_file", None)
+        )
         values: dict[str, Any] = {
             "api_key": env.get("CHASER_KEY", "").strip() or None,
             "base_url": env.get("CHASER_BASE_URL", "").strip() or DEFAULT_BASE_URL,
@@ -68,7 +76,7 @@ class Settings:
             "transport": env.get("CHASER_TRANSPORT", "").strip().lower() or "stdio",
             "host": env.get("CHASER_HOST", "").strip() or "127.0.0.1",
             "port": int(_number(env, "CHASER_PORT", 8931, low=0, high=65535)),
-            "auth_token": env.get("CHASER_AUTH_TOKEN", "").strip() or None,
+            "auth_token": auth_token,
             "multi_tenant": _flag(env, "CHASER_MULTI_TENANT"),
             "session_idle_timeout": _number(env, "CHASER_SESSION_IDLE_TIMEOUT", 1800.0, low=0.1, high=86400),
             "lease_seconds": _number(env, "CHASER_LEASE_SECONDS", 900.0, low=0.1, high=86400),
@@ -76,6 +84,9 @@ class Settings:
             "allowed_origins": _list(env, "CHASER_ALLOWED_ORIGINS"),
             "max_body_bytes": int(
                 _number(env, "CHASER_MAX_BODY_BYTES", 1_000_000, low=1024, high=100_000_000)
+            ),
+            "max_connections_per_caller": int(
+                _number(env, "CHASER_MAX_CONNECTIONS_PER_CALLER", 32, low=1, high=10_000)
             ),
             "journal_path": env.get("CHASER_JOURNAL", "").strip() or None,
             "journal_enabled": env.get("CHASER_JOURNAL", "").strip().lower() not in ("off", "none", "0"),
@@ -103,6 +114,11 @@ class Settings:
                     "could spend your Chaser key. Set --auth-token (CHASER_AUTH_TOKEN), use --multi-tenant "
                     "so callers bring their own keys, or bind to 127.0.0.1."
                 )
+        if not 1 <= self.max_connections_per_caller <= 10_000:
+            raise SettingsError(
+                "CHASER_MAX_CONNECTIONS_PER_CALLER (--max-connections-per-caller) must be between 1 and "
+                f"10000, got {self.max_connections_per_caller}"
+            )
         if self.multi_tenant and self.transport == "stdio":
             raise SettingsError("--multi-tenant needs an HTTP transport (--transport http or sse)")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -117,6 +133,36 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _auth_token(env: Mapping[str, str], flag_token: str | None, flag_file: str | None) -> str | None:
+    """The inbound token from exactly one source; flags, when given, replace the environment."""
+    if flag_token is not None or flag_file is not None:
+        token, path = flag_token, flag_file
+        token_name, file_name = "--auth-token", "--auth-token-file"
+    else:
+        token, path = env.get("CHASER_AUTH_TOKEN"), env.get("CHASER_AUTH_TOKEN_FILE")
+        token_name, file_name = "CHASER_AUTH_TOKEN", "CHASER_AUTH_TOKEN_FILE"
+    token, path = (token or "").strip() or None, (path or "").strip() or None
+    if token and path:
+        raise SettingsError(f"{token_name} and {file_name} are both set; keep only one of them")
+    source = token_name
+    if path:
+        source = f"the auth token file {path!r}"
+        try:
+            token = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise SettingsError(f"cannot read {source}: {reason}") from None
+        if not token:
+            raise SettingsError(f"{source} is empty; put the token on its first line")
+    # Callers send it in an HTTP header, where only printable ASCII without spaces survives.
+    if token and not all(0x21 <= ord(char) <= 0x7E for char in token):
+        raise SettingsError(
+            f"the token in {source} may only contain printable ASCII characters without spaces "
+            "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

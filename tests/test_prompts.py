@@ -118,6 +118,19 @@ async def test_missing_required_argument_is_invalid_params_naming_it(client: Cli
     assert "internal" not in message.lower()
 
 
+async def test_unknown_prompt_name_is_invalid_params_listing_the_valid_prompts(
+    mcp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(MCPError) as caught:
+        await mcp_client.get_prompt("screenshot_chek", {})
+
+    assert caught.value.error.code == INVALID_PARAMS
+    message = caught.value.error.message
+    assert "'screenshot_chek'" in message
+    assert all(f"'{name}'" in message for name in ("hand_off_to_person", "screenshot_check", "tidy_up"))
+    assert not [r for r in caplog.records if r.exc_info], "an unknown prompt name is no server error"
+
+
 async def test_every_missing_required_argument_is_named(client: Client) -> None:
     with pytest.raises(MCPError) as caught:
         await client.get_prompt("screenshot_check", {})
