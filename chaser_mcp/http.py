@@ -282,11 +282,12 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with server.session_manager.run(), anyio.create_task_group() as tg:
             tg.start_soon(state.conversations.sweep_idle_forever)
+            tg.start_soon(state.conversations.pending.run)
             try:
                 yield
             finally:
                 tg.cancel_scope.cancel()
-                await state.conversations.end_all("server shutting down")
+                await state.conversations.shutdown("server shutting down", create_grace=settings.timeout)
 
     return CallerGate(Starlette(routes=routes, lifespan=lifespan), state, settings)
 
