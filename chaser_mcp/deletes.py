@@ -157,6 +157,9 @@ class PendingDeletes:
     def ids(self) -> list[str]:
         return sorted(self._items)
 
+    def get(self, session_id: str) -> PendingDelete | None:
+        return self._items.get(session_id)
+
     async def add(self, session_id: str, client: SessionDeleter, *, expires_at: float, reason: str) -> None:
         """Owe ``session_id`` a DELETE until it is gone or ``expires_at`` (Unix time) has passed."""
         item = self._items.get(session_id)
