@@ -149,6 +149,7 @@ class PendingDeletes:
         self._items: dict[str, PendingDelete] = {}
         self._wake = anyio.Event()
         self._worker: anyio.CancelScope | None = None
+        self._worker_stopped = anyio.Event()
         self._round_traced = False  # a round's own failure is logged with its traceback once
 
     def __len__(self) -> int:
@@ -197,6 +198,8 @@ class PendingDeletes:
         """
         if self._worker is not None:
             self._worker.cancel()
+            with anyio.CancelScope(shield=True):
+                await self._worker_stopped.wait()  # its round gives its items back as it unwinds
         if self._items and timeout > 0:
             with anyio.CancelScope(shield=True):
                 await self.attempt(timeout)
@@ -210,23 +213,31 @@ class PendingDeletes:
         retried like a failed delete, so nothing ends this loop but cancellation (or ``drain``,
         which stops it and returns).
         """
-        with anyio.CancelScope() as self._worker:
-            while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                retrying = AsyncRetrying(
-                    retry=retry_if_result(bool) | retry_if_exception_type(Exception),
-                    wait=self._backoff,
-                    stop=stop_never,
-                    sleep=self._nap,
-                    before_sleep=self._log_round,
-                )
-                async for round_ in retrying:
-                    with round_:
-                        remaining = await self.attempt(self._attempt_timeout)
-                    outcome = round_.retry_state.outcome
-                    if outcome is not None and not outcome.failed:
-                        round_.retry_state.set_result(remaining)
+        self._worker_stopped = anyio.Event()
+        try:
+            with anyio.CancelScope() as self._worker:
+                await self._work()
+        finally:
+            self._worker = None
+            self._worker_stopped.set()
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            retrying = AsyncRetrying(
+                retry=retry_if_result(bool) | retry_if_exception_type(Exception),
+                wait=self._backoff,
+                stop=stop_never,
+                sleep=self._nap,
+                before_sleep=self._log_round,
+            )
+            async for round_ in retrying:
+                with round_:
+                    remaining = await self.attempt(self._attempt_timeout)
+                outcome = round_.retry_state.outcome
+                if outcome is not None and not outcome.failed:
+                    round_.retry_state.set_result(remaining)
 
     async def _nap(self, seconds: float) -> None:
         """The backoff between rounds, cut short when a new pending delete arrives."""
@@ -254,7 +265,7 @@ class PendingDeletes:
             item = self._items.pop(session_id, None)
             if item is not None:
                 log.info(
-                    "pending delete of %s done (%s) after %d failed attempt(s)",
+                    "pending delete of %s done (%s) after %d retry round(s)",
                     session_id,
                     "deleted" if session_id in outcome.deleted else "already closed",
                     item.attempts,
