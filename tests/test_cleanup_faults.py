@@ -96,7 +96,7 @@ async def test_an_idle_conversation_whose_delete_answer_cannot_be_decoded_breaks
         # Every DELETE answers with a body that cannot be decoded until the fault runs out: more
         # than the client's four tries, so the session must outlive the idle cleanup as a pending delete.
         fake.inject(MALFORMED_GZIP, method="DELETE", path=SESSION_PATH, times=6)
-        await wait_until(lambda: fake.count("DELETE") >= 4, timeout=20, what="the idle cleanup's deletes")
+        await wait_until(lambda: fake.count("DELETE") >= 1, timeout=20, what="the idle cleanup's delete")
 
         async with mcp_session(server.mcp_url) as other:
             working = await create(other)
