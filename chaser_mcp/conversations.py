@@ -277,6 +277,7 @@ class Conversations:
         """
         started = time.monotonic()
         late_before = self._late_creates
+        await self.pending.stop()  # from here on, every delete happens within this call's bounds
         reports = await self.end_all(reason)
         if self._creates_in_flight and create_grace > 0:
             log.info(

@@ -150,6 +150,7 @@ class PendingDeletes:
         self._wake = anyio.Event()
         self._worker: anyio.CancelScope | None = None
         self._worker_stopped = anyio.Event()
+        self._stopped = False
         self._round_traced = False  # a round's own failure is logged with its traceback once
 
     def __len__(self) -> int:
@@ -196,14 +197,22 @@ class PendingDeletes:
 
         Returns the ids still undeleted; with a journal they stay in it for the next start.
         """
-        if self._worker is not None:
-            self._worker.cancel()
-            with anyio.CancelScope(shield=True):
-                await self._worker_stopped.wait()  # its round gives its items back as it unwinds
+        await self.stop()
         if self._items and timeout > 0:
             with anyio.CancelScope(shield=True):
                 await self.attempt(timeout)
         return self.ids()
+
+    async def stop(self) -> None:
+        """Stop the worker, if it runs, and wait until its round has given its items back.
+
+        Shutdown calls this first: from then on it deletes by itself, within its own bound.
+        """
+        self._stopped = True
+        if self._worker is not None:
+            self._worker.cancel()
+            with anyio.CancelScope(shield=True):
+                await self._worker_stopped.wait()
 
     async def run(self) -> None:
         """The worker: whenever something is pending, retry it with backoff until nothing is.
@@ -213,6 +222,8 @@ class PendingDeletes:
         retried like a failed delete, so nothing ends this loop but cancellation (or ``drain``,
         which stops it and returns).
         """
+        if self._stopped:  # shutdown began before this task did
+            return
         self._worker_stopped = anyio.Event()
         try:
             with anyio.CancelScope() as self._worker:
