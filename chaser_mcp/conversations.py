@@ -191,6 +191,8 @@ class Conversations:
         """
         expires_at = time.time() + (ttl_seconds or MAX_SESSION_SECONDS) + TTL_MARGIN
         conversation.sessions[session_id] = OwnedSession(session_id, persist, expires_at=expires_at)
+        # Decided now, with the id in place: a cleanup that starts later than this line finds it.
+        late = conversation.cleaned
         if self._store is not None and conversation.api.api_key:
             await self._store.record_created(
                 session_id,
@@ -201,7 +203,7 @@ class Conversations:
                 base_url=conversation.api.base_url,
                 ttl_seconds=ttl_seconds,
             )
-        if conversation.cleaned:
+        if late:
             self._late_creates += 1
             log.warning(
                 "conversation %s had ended when the API answered with %s: deleting it",
