@@ -23,7 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from chaser_mcp.journal import SessionJournal
-from tests.fake_chaser import DEFAULT_KEY, Delay, FakeChaser, Status
+from tests.fake_chaser import DEFAULT_KEY, Delay, Drop, FakeChaser, Status
 from tests.http_server import HttpServer
 from tests.mcp_support import wait_until
 from tests.stdio_process import HANDSHAKE_VERSION, StdioServer, cleanup_summaries
@@ -125,6 +125,30 @@ async def test_a_cleanup_delete_that_keeps_answering_500_is_retried_until_the_se
 
     assert fake.count("DELETE") == 11
     assert "pending delete of " + session_id + " done (deleted)" in server.stderr()
+
+
+async def test_twenty_conversations_whose_deletes_meet_ninety_faults_leave_no_session_open(
+    fake: FakeChaser, tmp_path: Path, servers: list[HttpServer]
+) -> None:
+    server = start_http(fake, tmp_path, servers)
+    # The first 90 DELETEs fail: 30 answer 500, 30 are reset, 30 answer a body that cannot be decoded.
+    for fault in (Status(500), Drop(), MALFORMED_GZIP):
+        fake.inject(fault, method="DELETE", path=SESSION_PATH, times=30)
+    created: list[str] = []
+
+    async def conversation() -> None:
+        async with mcp_session(server.mcp_url) as client:
+            created.extend([await create(client), await create(client)])
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(conversation)
+        await wait_until(lambda: not fake.open_sessions(), timeout=60, what="every session to be deleted")
+
+    assert len(created) == 40 and set(fake.deleted_ids()) == set(created)
+    assert fake.count("DELETE") == 40 + 90
+    assert "Traceback" not in server.stderr()
 
 
 async def test_a_create_answering_after_its_mcp_session_was_deleted_is_still_deleted(
