@@ -7,7 +7,12 @@ it who owns what. Every session a conversation creates is recorded the moment th
 API returns its id, before anything else can fail, and stays recorded after it is
 deleted, so a second delete never needs ``force`` and a failed delete is retried at
 cleanup. Ending a conversation deletes its open, non-persisted sessions
-concurrently, within a bounded time, and logs the outcome.
+concurrently, within a bounded time, and logs the outcome; whatever it could not
+delete becomes a pending delete (``deletes.py``), retried until it is gone.
+
+A create still in flight when its conversation ends is waited for briefly; an id
+that arrives later than that, however late, is deleted at once through the
+pending deletes: nobody can learn it any more, so not even ``persist`` keeps it.
 """
 
 from __future__ import annotations
@@ -20,17 +25,25 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from .api import ChaserClient, ChaserError
-from .journal import OwnershipStore, key_fingerprint
+from .api import ChaserClient
+from .deletes import PendingDeletes, delete_sessions
+from .journal import MAX_SESSION_SECONDS, OwnershipStore, key_fingerprint
 
 log = logging.getLogger("chaser_mcp.conversations")
 
 
-class ConversationEnded(Exception):
-    """A tool call arrived for a conversation that is being cleaned up."""
+TTL_MARGIN = 60.0  # a pending delete is retried this long past the session's TTL, for safety
 
-    def __init__(self, conversation_id: str) -> None:
+
+class ConversationEnded(Exception):
+    """A tool call arrived for a conversation that is being cleaned up.
+
+    ``handed_off`` is the id of a session whose create answered after the end: it is being deleted.
+    """
+
+    def __init__(self, conversation_id: str, handed_off: str | None = None) -> None:
         super().__init__(f"conversation {conversation_id} has ended")
+        self.handed_off = handed_off
 
 
 @dataclass
@@ -38,6 +51,7 @@ class OwnedSession:
     session_id: str
     persist: bool
     closed: bool = False
+    expires_at: float = field(default_factory=lambda: time.time() + MAX_SESSION_SECONDS + TTL_MARGIN)
 
 
 @dataclass
@@ -51,6 +65,7 @@ class Conversation:
     last_seen: float = field(default_factory=time.monotonic)
     sessions: dict[str, OwnedSession] = field(default_factory=dict)
     ended: bool = False
+    cleaned: bool = False  # its cleanup has taken the list of sessions to delete
     creates_in_flight: int = 0
     _drained: anyio.Event | None = None
 
@@ -90,7 +105,10 @@ class CleanupReport:
             f"{len(self.kept)} kept (persist), {len(self.failed)} failed",
         ]
         if self.failed:
-            parts.append("- failed: " + ", ".join(f"{sid} ({why})" for sid, why in self.failed))
+            parts.append(
+                "- failed (pending deletes, retried until gone): "
+                + ", ".join(f"{sid} ({why})" for sid, why in self.failed)
+            )
         return " ".join(parts)
 
 
@@ -103,12 +121,18 @@ class Conversations:
         cleanup_timeout: float = 10.0,
         sweep_interval: float = 30.0,
         store: OwnershipStore | None = None,
+        pending: PendingDeletes | None = None,
     ) -> None:
-        """``store`` journals ownership so another process can clean up if this one dies hard."""
+        """``store`` journals ownership so another process can clean up if this one dies hard;
+        ``pending`` holds what cleanup could not delete (its worker must run for retries)."""
         self._cleanup_timeout = cleanup_timeout
         self._sweep_interval = sweep_interval
         self._store = store
+        self.pending = pending or PendingDeletes(store=store, attempt_timeout=cleanup_timeout)
         self._live: dict[str, Conversation] = {}
+        self._creates_in_flight = 0  # across every conversation, ended ones included
+        self._creates_idle: anyio.Event | None = None
+        self._late_creates = 0
 
     def open(
         self,
@@ -144,16 +168,31 @@ class Conversations:
         return await self._end_many(idle, "idle timeout")
 
     async def sweep_idle_forever(self) -> None:
-        """The idle sweeper: the only end signal a stateless (2026-07-28) caller leaves."""
+        """The idle sweeper: the only end signal a stateless (2026-07-28) caller leaves.
+
+        Nothing one pass raises may end it: every other conversation's end depends on it.
+        """
         while True:
             await anyio.sleep(self._sweep_interval)
-            await self.end_idle()
+            try:
+                await self.end_idle()
+            except Exception:
+                log.exception("the idle sweep failed; trying again in %g s", self._sweep_interval)
 
     def __len__(self) -> int:
         return len(self._live)
 
-    async def record_created(self, conversation: Conversation, session_id: str, *, persist: bool) -> None:
-        conversation.sessions[session_id] = OwnedSession(session_id, persist)
+    async def record_created(
+        self, conversation: Conversation, session_id: str, *, persist: bool, ttl_seconds: int | None = None
+    ) -> None:
+        """Record a new session; if its conversation's cleanup already ran, delete it at once.
+
+        Raises ``ConversationEnded`` (with ``handed_off``) in that case, so the tool reports it.
+        """
+        expires_at = time.time() + (ttl_seconds or MAX_SESSION_SECONDS) + TTL_MARGIN
+        conversation.sessions[session_id] = OwnedSession(session_id, persist, expires_at=expires_at)
+        # Decided now, with the id in place: a cleanup that starts later than this line finds it.
+        late = conversation.cleaned
         if self._store is not None and conversation.api.api_key:
             await self._store.record_created(
                 session_id,
@@ -162,7 +201,22 @@ class Conversations:
                 persist=persist,
                 key_id=key_fingerprint(conversation.api.api_key),
                 base_url=conversation.api.base_url,
+                ttl_seconds=ttl_seconds,
             )
+        if late:
+            self._late_creates += 1
+            log.warning(
+                "conversation %s had ended when the API answered with %s: deleting it",
+                conversation.id,
+                session_id,
+            )
+            await self.pending.add(
+                session_id,
+                conversation.api,
+                expires_at=expires_at,
+                reason="created after its conversation ended",
+            )
+            raise ConversationEnded(conversation.id, handed_off=session_id)
 
     async def record_closed(self, conversation: Conversation, session_id: str) -> None:
         owned = conversation.sessions.get(session_id)
@@ -174,18 +228,22 @@ class Conversations:
     @asynccontextmanager
     async def creating(self, conversation: Conversation) -> AsyncIterator[None]:
         """Bracket a create: the request and recording its id are shielded from cancellation,
-        and ending the conversation waits for them, so a session created while the
+        and ending the conversation waits for them (briefly), so a session created while the
         conversation ends is still found and deleted."""
         if conversation.ended:
             raise ConversationEnded(conversation.id)
         conversation.creates_in_flight += 1
+        self._creates_in_flight += 1
         try:
             with anyio.CancelScope(shield=True):
                 yield
         finally:
             conversation.creates_in_flight -= 1
+            self._creates_in_flight -= 1
             if conversation.creates_in_flight == 0 and conversation._drained is not None:
                 conversation._drained.set()
+            if self._creates_in_flight == 0 and self._creates_idle is not None:
+                self._creates_idle.set()
 
     async def end(self, conversation_id: str, reason: str) -> CleanupReport | None:
         """End a conversation: delete its open, non-persisted sessions. Safe to call twice."""
@@ -196,7 +254,8 @@ class Conversations:
         started = time.monotonic()
         if conversation.creates_in_flight:
             # At most half the bound for creates still in flight, so the deletes keep the rest
-            # and the whole cleanup stays within cleanup_timeout.
+            # and the whole cleanup stays within cleanup_timeout. A later answer is handed to
+            # the pending deletes by record_created.
             conversation._drained = anyio.Event()
             with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout / 2):
                 await conversation._drained.wait()
@@ -206,14 +265,60 @@ class Conversations:
         return report
 
     async def end_all(self, reason: str) -> list[CleanupReport]:
-        """End every live conversation at once (server shutdown), within one overall bound."""
+        """End every live conversation at once, within one overall bound."""
         return await self._end_many(list(self._live), reason)
+
+    async def shutdown(self, reason: str, *, create_grace: float = 0.0) -> list[CleanupReport]:
+        """The process is about to exit: end every conversation, then make a last attempt at the
+        pending deletes; whatever is still undeleted stays in the journal for the next start.
+
+        Creates still in flight are waited for up to ``create_grace`` seconds (the API request
+        timeout covers every create that can still answer); what they return is deleted too.
+        The conversations' cleanup and the last attempt share one ``cleanup_timeout``, which
+        starts again for the last attempt only when late creates have added to it.
+        """
+        started = time.monotonic()
+        late_before = self._late_creates
+        await self.pending.stop()  # from here on, every delete happens within this call's bounds
+        reports = await self.end_all(reason)
+        if self._creates_in_flight and create_grace > 0:
+            log.info(
+                "waiting up to %g s for %d session create(s) still in flight",
+                create_grace,
+                self._creates_in_flight,
+            )
+            self._creates_idle = anyio.Event()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(create_grace):
+                await self._creates_idle.wait()
+        budget = self._cleanup_timeout - (time.monotonic() - started)
+        if self._late_creates > late_before:
+            budget = max(budget, self._cleanup_timeout)
+        left = await self.pending.drain(budget)
+        if self._creates_in_flight:
+            log.error(
+                "%d session create(s) had not answered at exit; a session they made closes at its TTL",
+                self._creates_in_flight,
+            )
+        if left:
+            where = (
+                "they stay in the session journal and the next server to start deletes them"
+                if self._store is not None
+                else "with CHASER_JOURNAL=off nothing keeps them: they close at their TTL"
+            )
+            log.error(
+                "%d session(s) could not be deleted before exit (%s); %s", len(left), ", ".join(left), where
+            )
+        return reports
 
     async def _end_many(self, conversation_ids: list[str], reason: str) -> list[CleanupReport]:
         reports: list[CleanupReport] = []
 
         async def end_one(conversation_id: str) -> None:
-            report = await self.end(conversation_id, reason)
+            try:
+                report = await self.end(conversation_id, reason)
+            except Exception:  # one conversation's failure must not cut the others' cleanup short
+                log.exception("ending conversation %s failed", conversation_id)
+                return
             if report is not None:
                 reports.append(report)
 
@@ -224,35 +329,26 @@ class Conversations:
         return reports
 
     async def _clean(self, conversation: Conversation, reason: str, budget: float) -> CleanupReport:
-        started = time.monotonic()
-        targets = conversation.pending_cleanup()
-        kept = tuple(s.session_id for s in conversation.sessions.values() if s.persist and not s.closed)
-        deleted: list[str] = []
-        already_closed: list[str] = []
-        failed: dict[str, str] = {sid: f"not finished within {budget:.3g} s" for sid in targets}
-
-        async def delete(session_id: str) -> None:
-            try:
-                stopped = await conversation.api.delete_session(session_id)
-            except ChaserError as exc:
-                failed[session_id] = str(exc)
-                return
-            failed.pop(session_id, None)
-            await self.record_closed(conversation, session_id)
-            (deleted if stopped else already_closed).append(session_id)
-
         # Shielded: cleanup runs while the server is being cancelled (signal, stream closed),
         # and a half-finished cleanup is exactly how a paid session leaks.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(budget):
-            async with anyio.create_task_group() as tg:
-                for session_id in targets:
-                    tg.start_soon(delete, session_id)
+        with anyio.CancelScope(shield=True):
+            conversation.cleaned = True
+            targets = conversation.pending_cleanup()
+            kept = tuple(s.session_id for s in conversation.sessions.values() if s.persist and not s.closed)
+            outcome = await delete_sessions([(sid, conversation.api) for sid in targets], timeout=budget)
+            for session_id in outcome.done:
+                await self.record_closed(conversation, session_id)
+            for session_id, exc in outcome.unexpected:
+                log.error("deleting %s failed unexpectedly; retrying it", session_id, exc_info=exc)
+            for session_id, why in outcome.failed:
+                owned = conversation.sessions[session_id]
+                await self.pending.add(session_id, conversation.api, expires_at=owned.expires_at, reason=why)
         return CleanupReport(
             conversation_id=conversation.id,
             reason=reason,
-            deleted=tuple(sorted(deleted)),
-            already_closed=tuple(sorted(already_closed)),
-            failed=tuple(sorted(failed.items())),
+            deleted=outcome.deleted,
+            already_closed=outcome.already_closed,
+            failed=tuple(sorted(outcome.failed)),
             kept=kept,
-            seconds=time.monotonic() - started,
+            seconds=outcome.seconds,
         )

@@ -19,6 +19,7 @@ from .api import (
     SessionNotFound,
     SessionNotOpen,
     TransportError,
+    redact_url,
 )
 
 MISSING_KEY = (
@@ -71,7 +72,7 @@ def explain(exc: ChaserError, *, session_id: str | None = None, base_url: str = 
             "raise CHASER_TIMEOUT."
         )
     if isinstance(exc, TransportError):
-        where = f" at {base_url}" if base_url else ""
+        where = f" at {redact_url(base_url)}" if base_url else ""  # never the URL's user:password
         return (
             f"Could not reach the Chaser API{where} ({exc}). Check the network and CHASER_BASE_URL, "
             "then try again."

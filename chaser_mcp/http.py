@@ -64,6 +64,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 CALLER_SCOPE_KEY = "chaser.caller"
 SESSION_MANAGER = "the MCP session manager"
 IDLE_SWEEPER = "the idle sweeper"
+PENDING_DELETES = "the pending-delete worker"
 
 
 def is_loopback(host: str) -> bool:
@@ -719,7 +720,7 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
         host=settings.host,
     )
     sse = server.sse_app(max_request_body_size=settings.max_body_bytes, transport_security=security)
-    health = ServingHealth(SESSION_MANAGER, IDLE_SWEEPER)
+    health = ServingHealth(SESSION_MANAGER, IDLE_SWEEPER, PENDING_DELETES)
 
     async def healthz(request: Request) -> Response:
         conversations = len(state.conversations)
@@ -740,12 +741,13 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with server.session_manager.run(), anyio.create_task_group() as tg:
             tg.start_soon(health.watch, IDLE_SWEEPER, state.conversations.sweep_idle_forever)
+            tg.start_soon(health.watch, PENDING_DELETES, state.conversations.pending.run)
             try:
                 with health.running(SESSION_MANAGER):
                     yield
             finally:
                 tg.cancel_scope.cancel()
-                await state.conversations.end_all("server shutting down")
+                await state.conversations.shutdown("server shutting down", create_grace=settings.timeout)
 
     return CallerGate(Starlette(routes=routes, lifespan=lifespan), state, settings)
 

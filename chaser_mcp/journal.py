@@ -55,15 +55,16 @@ import anyio
 import platformdirs
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from .api import ChaserError, SessionNotFound
+from .deletes import DeleteOutcome, SessionDeleter, delete_sessions
 
 log = logging.getLogger("chaser_mcp.journal")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_SESSION_SECONDS = 3600  # the API's ttl ceiling: no session lives longer than this
 DEFAULT_MAX_AGE = MAX_SESSION_SECONDS + 600.0  # plus a margin for clock drift
+TTL_MARGIN = 60.0  # an entry is expired this long after created_at + ttl_seconds
 DEFAULT_LEASE = 120.0
 DEFAULT_BUSY_TIMEOUT = 5.0
 _LINUX = sys.platform.startswith("linux")
@@ -265,18 +266,34 @@ class JournalEntry:
     closed: bool
     owner: ProcessIdentity
     created_at: float  # Unix time
-    attempts: int  # reaps that tried and failed to delete it
+    attempts: int  # deletes that were tried and failed (cleanup, pending retries, reaps)
     last_error: str | None
+    ttl_seconds: int | None = None  # None: recorded by a server that did not know it
+    pending_since: float | None = None  # Unix time cleanup first failed to delete it
+
+    @property
+    def pending(self) -> bool:
+        """Its conversation ended and the delete it is owed has not succeeded yet."""
+        return self.pending_since is not None
 
 
 class OwnershipStore(Protocol):
     """Where owned sessions are recorded so that another process can clean up after a dead owner."""
 
     async def record_created(
-        self, session_id: str, *, conversation_id: str, persist: bool, key_id: str, base_url: str
+        self,
+        session_id: str,
+        *,
+        conversation_id: str,
+        persist: bool,
+        key_id: str,
+        base_url: str,
+        ttl_seconds: int | None = None,
     ) -> None: ...
 
     async def record_closed(self, session_id: str) -> None: ...
+
+    async def record_pending(self, session_id: str, reason: str) -> None: ...
 
     async def record_persist(self, session_id: str, persist: bool) -> None: ...
 
@@ -300,7 +317,7 @@ class OwnershipStore(Protocol):
 _COLUMNS = (
     "session_id, conversation_id, key_id, base_url, persist, closed, "
     "owner_host, owner_pid, owner_start, created_at, attempts, last_error, "
-    "reaper_host, reaper_pid, reaper_start, claimed_at"
+    "reaper_host, reaper_pid, reaper_start, claimed_at, ttl_seconds, pending_since"
 )
 
 _SCHEMA_V1 = (
@@ -327,6 +344,12 @@ _SCHEMA_V1 = (
 )
 
 
+_MIGRATE_TO_V2 = (
+    "ALTER TABLE sessions ADD COLUMN ttl_seconds INTEGER",
+    "ALTER TABLE sessions ADD COLUMN pending_since REAL",
+)
+
+
 class _NewerSchema(Exception):
     def __init__(self, version: int) -> None:
         super().__init__(f"journal schema version {version} is newer than this server's {SCHEMA_VERSION}")
@@ -344,6 +367,8 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
         created_at=row["created_at"],
         attempts=row["attempts"],
         last_error=row["last_error"],
+        ttl_seconds=row["ttl_seconds"],
+        pending_since=row["pending_since"],
     )
 
 
@@ -456,6 +481,9 @@ class SessionJournal:
             if version < 1:
                 for statement in _SCHEMA_V1:
                     conn.execute(statement)
+            if version < 2:
+                for statement in _MIGRATE_TO_V2:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -506,26 +534,37 @@ class SessionJournal:
             log.warning("session journal %s: %s failed: %s", self.path, what, exc)
             return fallback
 
-    def _is_expired(self, created_at: float, now: float) -> bool:
+    def _is_expired(self, created_at: float, ttl_seconds: int | None, now: float) -> bool:
+        """Whether the API has closed the session by itself: its TTL (or the longest one) has passed."""
+        if ttl_seconds is not None and created_at + ttl_seconds + TTL_MARGIN < now:
+            return True
         return created_at < now - self._max_age
 
     # -- recording --------------------------------------------------------------------------------
 
     async def record_created(
-        self, session_id: str, *, conversation_id: str, persist: bool, key_id: str, base_url: str
+        self,
+        session_id: str,
+        *,
+        conversation_id: str,
+        persist: bool,
+        key_id: str,
+        base_url: str,
+        ttl_seconds: int | None = None,
     ) -> None:
         """Record a session this process just created. ``key_id`` is a fingerprint, never a key."""
         if not _KEY_ID.fullmatch(key_id):
             raise ValueError("key_id must be a hex fingerprint such as key_fingerprint(key), never a key")
         owner = self.owner
         row: tuple[object, ...] = (session_id, conversation_id, key_id, _normalize_url(base_url))
-        row += (int(persist), owner.host, owner.pid, owner.start, time.time())
+        row += (int(persist), owner.host, owner.pid, owner.start, time.time(), ttl_seconds)
 
         def write() -> None:
             with self._write() as db:
                 db.execute(
                     "INSERT OR REPLACE INTO sessions (session_id, conversation_id, key_id, base_url, persist,"
-                    " owner_host, owner_pid, owner_start, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " owner_host, owner_pid, owner_start, created_at, ttl_seconds)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
 
@@ -539,6 +578,20 @@ class SessionJournal:
                 db.execute("UPDATE sessions SET closed = 1 WHERE session_id = ?", (session_id,))
 
         await self._run("record_closed", write, None)
+
+    async def record_pending(self, session_id: str, reason: str) -> None:
+        """A delete of this session failed: it stays owed (and reapable once this process exits)."""
+        item = (time.time(), reason[:300], session_id)
+
+        def write() -> None:
+            with self._write() as db:
+                db.execute(
+                    "UPDATE sessions SET pending_since = COALESCE(pending_since, ?), attempts = attempts + 1,"
+                    " last_error = ? WHERE session_id = ?",
+                    item,
+                )
+
+        await self._run("record_pending", write, None)
 
     async def record_persist(self, session_id: str, persist: bool) -> None:
         def write() -> None:
@@ -577,7 +630,7 @@ class SessionJournal:
             return [
                 e
                 for e in entries
-                if not self._is_expired(e.created_at, now) and judge(e.owner) is Liveness.DEAD
+                if not self._is_expired(e.created_at, e.ttl_seconds, now) and judge(e.owner) is Liveness.DEAD
             ]
 
         return await self._run("orphans", read, [])
@@ -606,7 +659,10 @@ class SessionJournal:
                     entry = _entry(row)
                     if wanted is not None and (entry.key_id, entry.base_url) not in wanted:
                         continue
-                    if self._is_expired(entry.created_at, now) or judge(entry.owner) is not Liveness.DEAD:
+                    if (
+                        self._is_expired(entry.created_at, entry.ttl_seconds, now)
+                        or judge(entry.owner) is not Liveness.DEAD
+                    ):
                         continue
                     if row["reaper_pid"] is not None and row["claimed_at"] > now - self._lease:
                         reaper = ProcessIdentity(row["reaper_pid"], row["reaper_start"], row["reaper_host"])
@@ -658,7 +714,7 @@ class SessionJournal:
         """Housekeeping: drop entries nobody will ever reap. Returns how many went.
 
         Those are closed entries (whoever owns them), persisted entries whose owner is gone
-        (nobody will delete them), and entries older than ``max_age`` (expired by the API).
+        (nobody will delete them), and entries whose TTL has passed (expired by the API).
         """
 
         def write() -> int:
@@ -666,14 +722,14 @@ class SessionJournal:
             judge = _Judge()
             with self._write() as db:
                 rows = db.execute(
-                    "SELECT session_id, closed, persist, created_at, owner_pid, owner_start, owner_host"
-                    " FROM sessions"
+                    "SELECT session_id, closed, persist, created_at, ttl_seconds, owner_pid, owner_start,"
+                    " owner_host FROM sessions"
                 ).fetchall()
                 doomed = [
                     row["session_id"]
                     for row in rows
                     if row["closed"]
-                    or self._is_expired(row["created_at"], now)
+                    or self._is_expired(row["created_at"], row["ttl_seconds"], now)
                     or (
                         row["persist"]
                         and judge(ProcessIdentity(row["owner_pid"], row["owner_start"], row["owner_host"]))
@@ -723,21 +779,13 @@ def _is_damage(exc: sqlite3.Error | OSError) -> bool:
 # -- reaping --------------------------------------------------------------------------------------
 
 
-class SessionDeleter(Protocol):
-    """What reaping needs of a client: ``ChaserClient`` is one."""
-
-    @property
-    def base_url(self) -> str: ...
-
-    async def delete_session(self, session_id: str) -> bool: ...
-
-
 @dataclass(frozen=True)
 class ReapReport:
     deleted: tuple[str, ...] = ()
     already_closed: tuple[str, ...] = ()  # 409 session_not_open or 404 session_not_found
     failed: tuple[tuple[str, str], ...] = ()  # kept for the next reap
     unheld: tuple[str, ...] = ()  # orphans of keys this process does not hold, left for one that does
+    pending: int = 0  # of those claimed, how many an exited server had failed to delete at cleanup
     seconds: float = 0.0
 
     @property
@@ -754,6 +802,8 @@ class ReapReport:
             f"{len(self.already_closed)} already closed, {len(self.failed)} failed (kept for retry), "
             f"{len(self.unheld)} left for another API key"
         )
+        if self.pending:
+            text += f" ({self.pending} were pending deletes of a server that has exited)"
         if self.failed:
             text += " - failed: " + ", ".join(f"{sid} ({why})" for sid, why in self.failed)
         return text
@@ -781,40 +831,31 @@ async def reap_orphans(
     orphans = await journal.orphans()
     unheld = tuple(sorted(e.session_id for e in orphans if (e.key_id, e.base_url) not in accounts))
     claimed = await journal.claim_orphans(accounts=list(accounts)) if accounts else []
-
-    deleted: list[str] = []
-    already_closed: list[str] = []
+    pending = sum(1 for e in claimed if e.pending)
+    # Released unless the deletes below finish: a cancelled reap leaves every claim for the next one.
     failed = {e.session_id: f"not finished within {timeout:g} s" for e in claimed}
-    limiter = anyio.CapacityLimiter(max(1, concurrency))
-
-    async def delete(entry: JournalEntry) -> None:
-        client = accounts[(entry.key_id, entry.base_url)]
-        async with limiter:
-            try:
-                stopped = await client.delete_session(entry.session_id)
-            except SessionNotFound:
-                stopped = False  # gone from the workspace: nothing left to stop
-            except (ChaserError, ValueError) as exc:  # ValueError: not a session id at all
-                failed[entry.session_id] = str(exc)
-                return
-        del failed[entry.session_id]
-        (deleted if stopped else already_closed).append(entry.session_id)
-
+    outcome = DeleteOutcome()
     try:
-        with anyio.move_on_after(timeout):
-            async with anyio.create_task_group() as tg:
-                for entry in claimed:
-                    tg.start_soon(delete, entry)
+        outcome = await delete_sessions(
+            [(e.session_id, accounts[(e.key_id, e.base_url)]) for e in claimed],
+            timeout=timeout,
+            concurrency=concurrency,
+        )
+        failed = dict(outcome.failed)
     finally:
         with anyio.CancelScope(shield=True):
-            await journal.forget([*deleted, *already_closed])
+            await journal.forget(outcome.done)
             await journal.release(failed)
+    for session_id, exc in outcome.unexpected:
+        log.error("reaping %s failed unexpectedly; it stays journaled", session_id, exc_info=exc)
+    deleted, already_closed = outcome.deleted, outcome.already_closed
 
     report = ReapReport(
-        deleted=tuple(sorted(deleted)),
-        already_closed=tuple(sorted(already_closed)),
+        deleted=deleted,
+        already_closed=already_closed,
         failed=tuple(sorted(failed.items())),
         unheld=unheld,
+        pending=pending,
         seconds=time.monotonic() - started,
     )
     if report.failed:

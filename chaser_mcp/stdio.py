@@ -5,6 +5,11 @@ was killed) or on SIGTERM, SIGINT or SIGHUP. The SDK alone skips all cleanup on
 SIGTERM and hangs on SIGINT (its stdin reader thread cannot be cancelled), so the
 signals are handled here: cancel in-flight calls, delete the conversation's
 sessions within the cleanup bound, then leave with ``os._exit(0)``.
+
+A create whose request is still in flight at the end is waited for up to
+``CHASER_TIMEOUT`` more (no request can answer later than that), and the session
+it returns is deleted within another cleanup bound. Deletes that still fail are
+left in the session journal, and the next server to start deletes them.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 async def _shutdown(state: ServerState, reason: str) -> None:
-    reports = await state.conversations.end_all(reason)
+    reports = await state.conversations.shutdown(reason, create_grace=state.settings.timeout)
     if not reports:
         log.info("stopped (%s): no conversation had sessions to clean up", reason)
     with anyio.CancelScope(shield=True):
@@ -59,6 +64,7 @@ async def serve_stdio(state: ServerState, server: MCPServer) -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(exit_on_signal)
+        tg.start_soon(state.conversations.pending.run)  # retries deletes that failed, while we run
         with serve_scope:
             await server.run_stdio_async()
         if stopping:  # a signal's cleanup is running and ends the process

@@ -150,8 +150,15 @@ class SessionTools:
                     ttl_seconds=ttl_seconds, profile=self._settings.profile
                 )
                 # Recorded before anything else can fail, so no later error loses track of it.
-                await self._conversations.record_created(conversation, session.id, persist=persist)
+                await self._conversations.record_created(
+                    conversation, session.id, persist=persist, ttl_seconds=ttl_seconds
+                )
         except ConversationEnded as exc:
+            if exc.handed_off:
+                raise ToolError(
+                    f"This conversation ended while {exc.handed_off} was being created, so it is being "
+                    "deleted. Open a new conversation to create a session."
+                ) from exc
             raise ToolError("This conversation is ending; no new session was created.") from exc
         except ChaserError as exc:
             raise ToolError(

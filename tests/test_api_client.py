@@ -29,7 +29,9 @@ from chaser_mcp.api import (
     SessionNotOpen,
     TransportError,
     check_session_id,
+    redact_url,
 )
+from chaser_mcp.errors import explain
 from tests.fake_chaser import DEFAULT_KEY, Delay, Drop, FakeChaser, Hang, Status
 
 pytestmark = pytest.mark.anyio
@@ -589,6 +591,72 @@ async def test_a_500_is_not_retried(chaser_client: ChaserClient, fake_chaser: Fa
     assert fake_chaser.count() == 1
 
 
+async def test_a_delete_is_retried_after_a_500(chaser_client: ChaserClient, fake_chaser: FakeChaser) -> None:
+    """DELETE is idempotent: giving up on a 500 is how a paid session outlives its conversation."""
+    session_id = fake_chaser.seed_session()
+    fake_chaser.inject(Status(500, error_body("internal", "boom")), method="DELETE", times=2)
+
+    assert await chaser_client.delete_session(session_id) is True
+    assert fake_chaser.count("DELETE") == 3
+    assert fake_chaser.open_sessions() == []
+
+
+async def test_a_delete_whose_connection_is_reset_is_retried(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    session_id = fake_chaser.seed_session()
+    fake_chaser.inject(Drop(), method="DELETE", times=2)
+
+    assert await chaser_client.delete_session(session_id) is True
+    assert fake_chaser.count("DELETE") == 3
+
+
+async def test_a_create_is_still_not_retried_after_a_500(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    fake_chaser.inject(Status(500), method="POST", path=CREATE, times=None)
+
+    with pytest.raises(ServerError):
+        await chaser_client.create_session()
+
+    assert fake_chaser.count("POST", CREATE) == 1
+
+
+MALFORMED_GZIP = Status(200, body=b"not gzip", headers={"Content-Encoding": "gzip"})
+
+
+async def test_an_answer_that_cannot_be_decoded_raises_transport_error_not_an_httpx_error(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    fake_chaser.inject(MALFORMED_GZIP, times=None)
+
+    with pytest.raises(TransportError, match="could not be decoded"):
+        await chaser_client.list_sessions()
+
+    assert fake_chaser.count("GET") == 4  # a GET is repeatable, so it was retried first
+
+
+async def test_a_delete_whose_answer_cannot_be_decoded_is_retried(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    session_id = fake_chaser.seed_session()
+    fake_chaser.inject(MALFORMED_GZIP, method="DELETE", times=2)
+
+    assert await chaser_client.delete_session(session_id) is True
+    assert fake_chaser.count("DELETE") == 3
+
+
+async def test_a_create_whose_answer_cannot_be_decoded_is_not_retried(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    fake_chaser.inject(MALFORMED_GZIP, method="POST", path=CREATE, times=None)
+
+    with pytest.raises(TransportError):
+        await chaser_client.create_session()
+
+    assert fake_chaser.count("POST", CREATE) == 1
+
+
 @pytest.mark.parametrize("max_retries", [0, 1, 3])
 async def test_retries_are_bounded_by_max_retries(fake_chaser: FakeChaser, max_retries: int) -> None:
     fake_chaser.inject(Status(503, error_body("unavailable", "down")), times=None)
@@ -841,6 +909,41 @@ async def test_a_refused_connection_raises_transport_error_once_retries_run_out(
 
     assert "ConnectError" in str(caught.value)
     assert retries.retries == 2
+
+
+async def test_credentials_in_the_base_url_appear_in_no_error_repr_or_base_url() -> None:
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    try:
+        base_url = f"http://admin:pw-s3cret%40x@127.0.0.1:{port}/api"
+        async with ChaserClient(DEFAULT_KEY, base_url=base_url, max_retries=0, **FAST) as client:
+            with anyio.fail_after(10), pytest.raises(TransportError) as caught:
+                await client.list_sessions()
+            shown = [
+                str(caught.value),
+                repr(client),
+                client.base_url,
+                explain(caught.value, base_url=base_url),
+            ]
+    finally:
+        held.close()
+
+    for text in shown:
+        assert "s3cret" not in text and "admin" not in text, text
+    assert client.base_url == f"http://***@127.0.0.1:{port}/api/"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:pass@api.example.com", "https://***@api.example.com"),
+        ("https://user:p@ss/word@api.example.com/v", "https://***@api.example.com/v"),
+        ("https://api.example.com/v1", "https://api.example.com/v1"),
+    ],
+)
+def test_redact_url_drops_every_credential(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
 
 
 # -- headers, keys and ids ------------------------------------------------------------------------

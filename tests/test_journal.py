@@ -25,6 +25,7 @@ import pytest
 
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.journal import (
+    _SCHEMA_V1,
     SCHEMA_VERSION,
     JournalEntry,
     ProcessIdentity,
@@ -645,3 +646,83 @@ def test_servers_starting_at_once_all_get_a_durable_journal(tmp_path: Path) -> N
     ]
     answers = [process.communicate(timeout=60)[0].strip() for process in processes]
     assert answers == ["True"] * 8
+
+
+# -- schema 2: TTLs and pending deletes -------------------------------------------------------------
+
+V1_ROW = (
+    "INSERT INTO sessions (session_id, conversation_id, key_id, base_url, persist, owner_host, owner_pid,"
+    " created_at) VALUES ('sess_old', 'c1', ?, ?, 0, 'elsewhere', 1, ?)"
+)
+
+
+async def test_a_version_1_journal_is_migrated_in_place_and_keeps_its_entries(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:
+        for statement in _SCHEMA_V1:
+            db.execute(statement)
+        db.execute(V1_ROW, (KEY_ID, BASE, time.time()))
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+
+    with SessionJournal(path) as journal:
+        [entry] = await journal.entries()
+        assert journal.durable
+        assert (entry.session_id, entry.ttl_seconds, entry.pending) == ("sess_old", None, False)
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    db.close()
+
+
+async def test_a_failed_delete_marks_the_entry_pending_and_counts_the_attempt(
+    journal: SessionJournal,
+) -> None:
+    await journal.record_created(
+        "sess_a", conversation_id="c1", persist=False, key_id=KEY_ID, base_url=BASE, ttl_seconds=600
+    )
+
+    await journal.record_pending("sess_a", "DELETE /v1/sessions/sess_a -> HTTP 500")
+    await journal.record_pending("sess_a", "DELETE /v1/sessions/sess_a -> HTTP 502")
+
+    [entry] = await journal.entries()
+    assert entry.pending and entry.ttl_seconds == 600 and entry.attempts == 2
+    assert entry.last_error == "DELETE /v1/sessions/sess_a -> HTTP 502"
+    assert entry.pending_since is not None and entry.pending_since <= time.time()
+
+
+async def test_reap_forgets_an_orphan_whose_ttl_has_passed_without_sending_a_delete(
+    path: Path, journal: SessionJournal, api: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    dead = ProcessIdentity(dead_pid(), None, ProcessIdentity.current().host)
+    with SessionJournal(path, owner=dead) as writer:
+        for session_id, ttl in (("sess_expired", 60), ("sess_live", 3600)):
+            await writer.record_created(
+                session_id,
+                conversation_id="c1",
+                persist=False,
+                key_id=KEY_ID,
+                base_url=fake_chaser.url,
+                ttl_seconds=ttl,
+            )
+    with sqlite3.connect(path) as db:  # both were created five minutes ago
+        db.execute("UPDATE sessions SET created_at = created_at - 300")
+    db.close()
+
+    report = await reap_orphans(journal, {KEY_ID: api}, timeout=10)
+
+    assert [r.path for r in fake_chaser.requests] == ["/v1/sessions/sess_live"]  # 404: already closed
+    assert report.already_closed == ("sess_live",)
+    assert await journal.entries() == []
+
+
+async def test_a_reap_reports_how_many_orphans_were_pending_deletes(
+    path: Path, journal: SessionJournal, api: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    [session_id] = await orphan_sessions(api, path, fake_chaser, 1)
+    await journal.record_pending(session_id, "DELETE -> HTTP 500")
+
+    report = await reap_orphans(journal, {KEY_ID: api}, timeout=10)
+
+    assert report.deleted == (session_id,) and report.pending == 1
+    assert "1 were pending deletes of a server that has exited" in report.summary()

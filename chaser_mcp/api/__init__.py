@@ -1,6 +1,6 @@
 """A typed async client for the Chaser Sessions API. It knows nothing about MCP."""
 
-from ._client import DEFAULT_BASE_URL, SESSION_ID_PATTERN, ChaserClient, check_session_id
+from ._client import DEFAULT_BASE_URL, SESSION_ID_PATTERN, ChaserClient, check_session_id, redact_url
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -33,4 +33,5 @@ __all__ = [
     "SessionPage",
     "TransportError",
     "check_session_id",
+    "redact_url",
 ]

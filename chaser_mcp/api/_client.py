@@ -4,7 +4,14 @@ Retries follow one rule: a request is repeated only when repeating it cannot do
 more than the caller asked. GET, DELETE, screenshot and preview-token are safe to
 repeat; ``POST /v1/sessions`` is repeated only when the connection was never made,
 because any later failure may mean the API already created (and is billing) a
-session that the caller never heard of.
+session that the caller never heard of. DELETE also repeats a plain 500: it is
+idempotent, and giving up on it is how a paid session outlives its conversation.
+
+Nothing from httpx crosses this module's boundary: every transport-level failure
+(connect, read, reset, an answer that cannot be decoded) becomes a ``ChaserError``,
+so a caller that handles ``ChaserError`` handles every way a request can fail.
+Credentials written into the base URL (``https://user:pass@host``) are kept out
+of every message, log line and repr, like the API key.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 from pydantic import ValidationError
@@ -45,6 +52,8 @@ DEFAULT_BASE_URL = "https://api.chaser.sh"
 SESSION_ID_PATTERN = r"^sess_[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
+_RETRYABLE_DELETE_STATUS = _RETRYABLE_STATUS | {500}
+_USERINFO = re.compile(r"//.*@", re.DOTALL)
 _CONNECT_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
@@ -56,6 +65,25 @@ def check_session_id(session_id: str) -> str:
             "(letters, digits, '-' and '_' after 'sess_')"
         )
     return session_id
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the credentials it may carry (``https://user:pass@host`` -> ``https://***@host``).
+
+    Everything up to the last ``@`` goes, so a password with a raw ``@`` or ``/`` in it goes too.
+    """
+    return _USERINFO.sub("//***@", url, count=1)
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    """The pieces of ``url``'s userinfo that must not appear anywhere, longest first."""
+    found = _USERINFO.search(url)
+    if found is None:
+        return ()
+    userinfo = found.group(0)[2:-1]
+    user, _, password = userinfo.partition(":")
+    pieces = {userinfo, user, password, unquote(userinfo), unquote(user), unquote(password)}
+    return tuple(sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True))
 
 
 def _base(url: str) -> httpx.URL:
@@ -113,6 +141,7 @@ class ChaserClient:
         self._backoff = wait_random_exponential(multiplier=backoff_base, max=backoff_max)
         self._owns_http = _http is None
         self._base_url = _http.base_url if _http is not None else _base(base_url.rstrip("/"))
+        self._secrets = _url_secrets(str(self._base_url))
         self._http = _LazyHttp(
             lambda: httpx.AsyncClient(
                 base_url=base_url.rstrip("/"),
@@ -128,7 +157,11 @@ class ChaserClient:
 
     @property
     def base_url(self) -> str:
-        return str(self._base_url)
+        """The API root without any credentials it carries: safe to log, show and journal."""
+        return redact_url(str(self._base_url))
+
+    def __repr__(self) -> str:
+        return f"ChaserClient(base_url={self.base_url!r})"
 
     @property
     def api_key(self) -> str | None:
@@ -222,12 +255,14 @@ class ChaserClient:
                 401, "missing_api_key", "no API key is configured", method=method, path=path
             )
 
+        retryable_status = _RETRYABLE_DELETE_STATUS if method == "DELETE" else _RETRYABLE_STATUS
+
         def should_retry(exc: BaseException) -> bool:
-            if isinstance(exc, TransportError):
+            if isinstance(exc, TransportError):  # resets, read errors and undecodable answers too
                 return repeatable or isinstance(exc.__cause__, _CONNECT_FAILURES)
             if isinstance(exc, RateLimited):
                 return repeatable
-            return repeatable and isinstance(exc, ServerError) and exc.status in _RETRYABLE_STATUS
+            return repeatable and isinstance(exc, ServerError) and exc.status in retryable_status
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(should_retry),
@@ -261,8 +296,16 @@ class ChaserClient:
             raise RequestTimeout(
                 f"{method} {path} got no answer within {self.timeout:g} s ({type(exc).__name__})"
             ) from exc
-        except httpx.TransportError as exc:
-            raise TransportError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from exc
+        except httpx.DecodingError as exc:
+            # The answer arrived but its body cannot be decoded (a broken proxy's gzip): nothing
+            # says the request took effect, so this is a failure to get an answer, not an answer.
+            raise TransportError(
+                f"{method} {path} got an answer that could not be decoded: {self._redact(str(exc))}"
+            ) from exc
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            raise TransportError(
+                f"{method} {path} failed: {type(exc).__name__}: {self._redact(str(exc))}"
+            ) from exc
 
     def _status_error(self, response: httpx.Response, method: str, path: str) -> APIStatusError:
         code, message = _error_fields(response)
@@ -286,7 +329,11 @@ class ChaserClient:
         return kind(status, code, message, method=method, path=path)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+        """``text`` without the API key or the base URL's credentials."""
+        for secret in (self._api_key, *self._secrets):
+            if secret:
+                text = text.replace(secret, "[redacted]")
+        return text
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -348,4 +395,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-__all__ = ["DEFAULT_BASE_URL", "SESSION_ID_PATTERN", "ChaserClient", "ChaserError", "check_session_id"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "SESSION_ID_PATTERN",
+    "ChaserClient",
+    "ChaserError",
+    "check_session_id",
+    "redact_url",
+]
