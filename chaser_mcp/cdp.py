@@ -43,6 +43,11 @@ log = logging.getLogger("chaser_mcp.cdp")
 
 DEFAULT_TIMEOUT = 30.0
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The websockets library logs every handshake header and the request line at DEBUG, which
+# would put the cloud key (Authorization) and a local cdp_url's token in the log: its
+# logger for our connections never goes below INFO.
+_WIRE_LOG = logging.getLogger("chaser_mcp.cdp.wire")
+_WIRE_LOG.setLevel(logging.INFO)
 
 
 class CDPException(Exception):
@@ -231,6 +236,7 @@ class CDPConnection:
                 # Long screenshots block the reader for a while; CDP has its own liveness (closed socket).
                 ping_interval=None,
                 close_timeout=2,
+                logger=_WIRE_LOG,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -31,6 +31,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -403,7 +404,25 @@ def _check_exposure(host: str, api_key: str | None) -> None:
         )
 
 
+class _RedactTokens(logging.Filter):
+    """uvicorn logs each websocket's path with its query string: drop the token values from it."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._TOKEN.sub(r"\1[redacted]", message), ()
+        return True
+
+
+_REDACTOR = _RedactTokens()
+
+
 def _config(app: Starlette, log_level: str) -> uvicorn.Config:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        if _REDACTOR not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_REDACTOR)
     return uvicorn.Config(
         app,
         lifespan="on",
