@@ -228,6 +228,33 @@ async def test_navigate_and_read_page_work_through_the_proxy(session: Session, s
     assert "Paragraph 002" in (await read_page(session.cdp_url)).text
 
 
+async def test_playwright_drives_the_phone_over_cdp_url_alongside_our_own_clients(
+    session: Session, site: LoopbackSite
+) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    assert session.cdp_url is not None
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(session.cdp_url)
+        context = browser.contexts[0]
+        page = next(p for p in context.pages if not p.url.startswith("chrome:"))
+        await page.goto(site.url("/button"))
+        assert await page.evaluate("[innerWidth, devicePixelRatio, navigator.maxTouchPoints]") == [
+            412,
+            2.625,
+            5,
+        ]
+        await page.click("#go")  # Playwright only taps in contexts it created with hasTouch
+        # Our own page tools share the browser with Playwright at the same time.
+        assert "clicked 1x" in (await read_page(session.cdp_url)).text
+        opened = await context.new_page()  # a tab Playwright opens gets the phone too
+        await opened.goto(site.url("/colour"))
+        assert await opened.evaluate("innerWidth") == 412
+        await opened.close()
+        await browser.close()  # after connect_over_cdp this only disconnects
+    result = await navigate(session.cdp_url, site.url("/colour"), timeout=20)
+    assert result.title == "Colour block"
+
+
 # -- the sandbox (finding b) -----------------------------------------------------------------------
 
 
