@@ -180,7 +180,10 @@ class DevToolsPipe:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[pipe_id] = (None, future, method)
         try:
-            await self._write({"id": pipe_id, "method": method, "params": params or {}})
+            try:
+                await self._write({"id": pipe_id, "method": method, "params": params or {}})
+            except TransportClosed as exc:
+                raise CDPConnectionClosed(f"DevTools pipe of {self._label} closed: {exc.reason}") from None
             try:
                 reply = await asyncio.wait_for(asyncio.shield(future), timeout)
             except TimeoutError:
