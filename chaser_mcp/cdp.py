@@ -1,4 +1,4 @@
-"""A small asyncio client for the Chrome DevTools Protocol over one websocket.
+"""A small asyncio client for the Chrome DevTools Protocol over one websocket (or another transport).
 
 One reader task owns the socket's receive side: responses are matched to their
 request by ``id``, events are handed to subscribers by ``(method, sessionId)``.
@@ -26,17 +26,28 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
 
 log = logging.getLogger("chaser_mcp.cdp")
 
 DEFAULT_TIMEOUT = 30.0
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The websockets library logs every handshake header and the request line at DEBUG, which
+# would put the cloud key (Authorization) and a local cdp_url's token in the log: its
+# logger for our connections never goes below INFO.
+_WIRE_LOG = logging.getLogger("chaser_mcp.cdp.wire")
+_WIRE_LOG.setLevel(logging.INFO)
 
 
 class CDPException(Exception):
@@ -125,11 +136,72 @@ class EventStream:
         return await self.get()
 
 
-class CDPConnection:
-    """One CDP websocket (usually the browser-level ``/devtools/browser/<id>`` endpoint)."""
+class TransportClosed(Exception):
+    """A transport's peer is gone; ``reason`` says how (never a URL or a credential)."""
 
-    def __init__(self, ws: ClientConnection, *, label: str = "") -> None:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class CDPTransport(Protocol):
+    """Carries whole protocol messages (decoded JSON objects) both ways.
+
+    The websocket transport below is one; the local backend's DevTools pipe offers an
+    in-process one. ``send`` and ``receive`` raise TransportClosed once the peer is gone.
+    """
+
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+    async def receive(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class WebSocketTransport:
+    """CDP over one websocket: JSON text frames, one message per frame."""
+
+    def __init__(self, ws: ClientConnection, label: str) -> None:
         self._ws = ws
+        self._label = label
+
+    async def send(self, message: dict[str, Any]) -> None:
+        try:
+            await self._ws.send(json.dumps(message))
+        except ConnectionClosed as exc:
+            raise TransportClosed(_close_reason(exc)) from None
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            try:
+                raw = await self._ws.recv()
+            except ConnectionClosedOK:
+                raise TransportClosed("the browser closed the connection") from None
+            except ConnectionClosed as exc:
+                raise TransportClosed(_close_reason(exc)) from None
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                log.warning("CDP %s sent a frame that is not JSON; ignored", self._label)
+                continue
+            if isinstance(message, dict):
+                return message
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._ws.close()
+
+
+def _close_reason(exc: ConnectionClosed) -> str:
+    code = f" (close code {exc.rcvd.code})" if exc.rcvd is not None else ""
+    return f"the connection dropped{code}"
+
+
+class CDPConnection:
+    """One CDP connection (usually to the browser-level endpoint), over any CDPTransport."""
+
+    def __init__(self, transport: CDPTransport, *, label: str = "") -> None:
+        self._transport = transport
         self._label = label
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
@@ -164,6 +236,7 @@ class CDPConnection:
                 # Long screenshots block the reader for a while; CDP has its own liveness (closed socket).
                 ping_interval=None,
                 close_timeout=2,
+                logger=_WIRE_LOG,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -174,7 +247,7 @@ class CDPConnection:
             raise CDPConnectFailed(f"CDP endpoint {label} did not answer within {open_timeout:g} s") from None
         except (OSError, InvalidHandshake) as exc:
             raise CDPConnectFailed(f"cannot connect to CDP endpoint {label}: {type(exc).__name__}") from None
-        return cls(ws, label=label)
+        return cls(WebSocketTransport(ws, label), label=label)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -193,11 +266,10 @@ class CDPConnection:
             await connection.aclose()
 
     async def aclose(self) -> None:
-        """Close the socket and fail whatever is still pending. Safe to call twice."""
+        """Close the transport and fail whatever is still pending. Safe to call twice."""
         if self._close_reason is None:
             self._close_reason = "closed by this client"
-        with contextlib.suppress(Exception):
-            await self._ws.close()
+        await self._transport.close()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
@@ -216,7 +288,7 @@ class CDPConnection:
         return self._close_reason is not None
 
     async def wait_closed(self) -> None:
-        """Return once the socket is gone (the browser closed it, or ``aclose`` ran)."""
+        """Return once the connection is gone (the browser closed it, or ``aclose`` ran)."""
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(self._reader)
 
@@ -241,8 +313,9 @@ class CDPConnection:
         self._pending[message_id] = (method, future)
         try:
             try:
-                await self._ws.send(json.dumps(message))
-            except ConnectionClosed:
+                await self._transport.send(message)
+            except TransportClosed as exc:
+                self._close_reason = self._close_reason or exc.reason
                 raise self._closed_error() from None
             try:
                 return await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -277,18 +350,10 @@ class CDPConnection:
 
     async def _read_loop(self) -> None:
         try:
-            async for raw in self._ws:
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    log.warning("CDP %s sent a frame that is not JSON; ignored", self._label)
-                    continue
-                if isinstance(message, dict):
-                    self._dispatch(message)
-            self._close_reason = self._close_reason or "the browser closed the connection"
-        except ConnectionClosed as exc:
-            code = f" (close code {exc.rcvd.code})" if exc.rcvd is not None else ""
-            self._close_reason = self._close_reason or f"the connection dropped{code}"
+            while True:
+                self._dispatch(await self._transport.receive())
+        except TransportClosed as exc:
+            self._close_reason = self._close_reason or exc.reason
         except asyncio.CancelledError:
             self._close_reason = self._close_reason or "closed by this client"
             raise
@@ -363,5 +428,8 @@ __all__ = [
     "CDPEvent",
     "CDPException",
     "CDPTimeout",
+    "CDPTransport",
     "EventStream",
+    "TransportClosed",
+    "WebSocketTransport",
 ]

@@ -9,8 +9,8 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +19,8 @@ import anyio
 import pytest
 
 from chaser_mcp.api import ChaserClient, Session
-from chaser_mcp.local.chromium import BrowserNotFound, find_chromium, group_pids
+from chaser_mcp.local import LocalAPIServer
+from chaser_mcp.local.chromium import BrowserNotFound, BrowserProcess, find_chromium, group_pids
 
 
 def _chromium_or_none() -> str | None:
@@ -197,6 +198,22 @@ async def eventually(
     with anyio.fail_after(timeout):
         while not await check():  # noqa: ASYNC110 - the page offers no event to wait on
             await anyio.sleep(interval)
+
+
+@asynccontextmanager
+async def ready_session(
+    server: LocalAPIServer, ttl_seconds: int = 600
+) -> AsyncIterator[tuple[str, BrowserProcess]]:
+    """A ready session on a local API: its cdp_url and its browser process; deleted afterwards."""
+    async with ChaserClient("sk-local-support", base_url=server.base_url, max_retries=0) as client:
+        created = await client.create_session(ttl_seconds=ttl_seconds)
+        try:
+            ready = await wait_until_ready(client, created.id)
+            browser = server.backend.get(created.id).browser
+            assert ready.cdp_url is not None and browser is not None
+            yield ready.cdp_url, browser.process
+        finally:
+            await client.delete_session(created.id)
 
 
 def environment_of(pid: int) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,8 +20,8 @@ from chaser_mcp.cdp import (
     CDPError,
     CDPTimeout,
 )
-from chaser_mcp.local.chromium import BrowserProcess, launch_browser
-from tests.local_support import refused_url, requires_chromium
+from chaser_mcp.local import LocalAPIServer, running_local_api
+from tests.local_support import ready_session, refused_url, requires_chromium, short_temp_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -35,13 +34,17 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserProcess]:
-    """One browser for the module's read-mostly tests."""
-    process = await launch_browser(base_dir=tmp_path_factory.mktemp("cdp"))
-    try:
-        yield process
-    finally:
-        await process.close()
+async def local_api() -> AsyncIterator[LocalAPIServer]:
+    with short_temp_dir() as base:
+        async with running_local_api(base_dir=base) as server:
+            yield server
+
+
+@pytest.fixture(scope="module")
+async def cdp_url(local_api: LocalAPIServer) -> AsyncIterator[str]:
+    """One session for the module's read-mostly tests: its cdp_url is the local API's CDP proxy."""
+    async with ready_session(local_api) as (session, _):
+        yield session
 
 
 async def _page_session(cdp: CDPConnection) -> str:
@@ -61,8 +64,8 @@ async def _evaluate(cdp: CDPConnection, session_id: str, expression: str, **opti
 
 
 @requires_chromium
-async def test_send_returns_the_result_of_a_command(browser: BrowserProcess) -> None:
-    async with CDPConnection.connect(browser.ws_url) as cdp:
+async def test_send_returns_the_result_of_a_command(cdp_url: str) -> None:
+    async with CDPConnection.connect(cdp_url) as cdp:
         version = await cdp.send("Browser.getVersion")
     assert version["product"].split("/")[0] in ("Chrome", "HeadlessChrome")
     assert version["protocolVersion"] == "1.3"
@@ -70,9 +73,9 @@ async def test_send_returns_the_result_of_a_command(browser: BrowserProcess) -> 
 
 @requires_chromium
 async def test_a_refused_command_raises_cdp_error_with_the_browsers_code_and_message(
-    browser: BrowserProcess,
+    cdp_url: str,
 ) -> None:
-    async with CDPConnection.connect(browser.ws_url) as cdp:
+    async with CDPConnection.connect(cdp_url) as cdp:
         with pytest.raises(CDPError) as caught:
             await cdp.send("No.suchMethod")
         # The connection survives a refused command.
@@ -84,9 +87,9 @@ async def test_a_refused_command_raises_cdp_error_with_the_browsers_code_and_mes
 
 @requires_chromium
 async def test_a_listener_subscribed_before_a_command_gets_the_event_it_causes(
-    browser: BrowserProcess,
+    cdp_url: str,
 ) -> None:
-    async with CDPConnection.connect(browser.ws_url) as cdp:
+    async with CDPConnection.connect(cdp_url) as cdp:
         await cdp.send("Target.setDiscoverTargets", {"discover": True})
         with cdp.listen("Target.targetCreated") as created:
             target = await cdp.send("Target.createTarget", {"url": "about:blank"})
@@ -101,8 +104,8 @@ async def test_a_listener_subscribed_before_a_command_gets_the_event_it_causes(
 
 
 @requires_chromium
-async def test_events_are_delivered_only_to_listeners_of_their_session(browser: BrowserProcess) -> None:
-    async with CDPConnection.connect(browser.ws_url) as cdp:
+async def test_events_are_delivered_only_to_listeners_of_their_session(cdp_url: str) -> None:
+    async with CDPConnection.connect(cdp_url) as cdp:
         first, second = await _page_session(cdp), await _page_session(cdp)
         with (
             cdp.listen("Runtime.consoleAPICalled", session_id=first) as on_first,
@@ -120,8 +123,8 @@ async def test_events_are_delivered_only_to_listeners_of_their_session(browser: 
 
 
 @requires_chromium
-async def test_messages_far_larger_than_one_mebibyte_arrive_intact(browser: BrowserProcess) -> None:
-    async with CDPConnection.connect(browser.ws_url) as cdp:
+async def test_messages_far_larger_than_one_mebibyte_arrive_intact(cdp_url: str) -> None:
+    async with CDPConnection.connect(cdp_url) as cdp:
         session_id = await _page_session(cdp)
         text = await _evaluate(cdp, session_id, "'x'.repeat(3 * 1024 * 1024)")
     assert text == "x" * (3 * 1024 * 1024)
@@ -129,9 +132,9 @@ async def test_messages_far_larger_than_one_mebibyte_arrive_intact(browser: Brow
 
 @requires_chromium
 async def test_a_command_without_answer_times_out_and_the_connection_stays_usable(
-    browser: BrowserProcess,
+    cdp_url: str,
 ) -> None:
-    async with CDPConnection.connect(browser.ws_url) as cdp:
+    async with CDPConnection.connect(cdp_url) as cdp:
         session_id = await _page_session(cdp)
         with pytest.raises(CDPTimeout):
             await cdp.send(
@@ -144,40 +147,38 @@ async def test_a_command_without_answer_times_out_and_the_connection_stays_usabl
 
 
 @requires_chromium
-async def test_a_dropped_socket_fails_every_pending_command_and_every_later_one(tmp_path: Path) -> None:
-    process = await launch_browser(base_dir=tmp_path)
-    try:
-        async with CDPConnection.connect(process.ws_url) as cdp:
-            session_id = await _page_session(cdp)
-            listener = cdp.listen("Page.loadEventFired", session_id=session_id)
-            outcomes: list[BaseException] = []
+async def test_a_dropped_socket_fails_every_pending_command_and_every_later_one(
+    local_api: LocalAPIServer,
+) -> None:
+    async with ready_session(local_api) as (url, process), CDPConnection.connect(url) as cdp:
+        session_id = await _page_session(cdp)
+        listener = cdp.listen("Page.loadEventFired", session_id=session_id)
+        outcomes: list[BaseException] = []
 
-            async def pending() -> None:
-                try:
-                    await cdp.send(
-                        "Runtime.evaluate",
-                        {"expression": NEVER_RESOLVES, "awaitPromise": True},
-                        session_id=session_id,
-                        timeout=30,
-                    )
-                except Exception as exc:
-                    outcomes.append(exc)
+        async def pending() -> None:
+            try:
+                await cdp.send(
+                    "Runtime.evaluate",
+                    {"expression": NEVER_RESOLVES, "awaitPromise": True},
+                    session_id=session_id,
+                    timeout=30,
+                )
+            except Exception as exc:
+                outcomes.append(exc)
 
-            with anyio.fail_after(15):
-                async with anyio.create_task_group() as group:
-                    group.start_soon(pending)
-                    group.start_soon(pending)
-                    await anyio.sleep(0.2)
-                    os.killpg(process.pid, signal.SIGKILL)
-            assert len(outcomes) == 2
-            assert all(isinstance(outcome, CDPConnectionClosed) for outcome in outcomes)
-            assert cdp.closed
-            with pytest.raises(CDPConnectionClosed):
-                await cdp.send("Browser.getVersion")
-            with pytest.raises(CDPConnectionClosed):
-                await listener.get(timeout=5)
-    finally:
-        await process.close()
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as group:
+                group.start_soon(pending)
+                group.start_soon(pending)
+                await anyio.sleep(0.2)
+                os.killpg(process.pid, signal.SIGKILL)
+        assert len(outcomes) == 2
+        assert all(isinstance(outcome, CDPConnectionClosed) for outcome in outcomes)
+        assert cdp.closed
+        with pytest.raises(CDPConnectionClosed):
+            await cdp.send("Browser.getVersion")
+        with pytest.raises(CDPConnectionClosed):
+            await listener.get(timeout=5)
 
 
 async def test_connecting_where_nothing_listens_raises_connect_failed() -> None:

@@ -110,7 +110,9 @@ async def navigate_page(cdp_url: str, url: str) -> None:
 # -- create, get, list ---------------------------------------------------------------------------
 
 
-async def test_create_answers_creating_at_once_then_the_session_turns_ready(client: ChaserClient) -> None:
+async def test_create_answers_creating_at_once_then_the_session_turns_ready(
+    client: ChaserClient, local_api: LocalAPIServer
+) -> None:
     created = await client.create_session(ttl_seconds=120)
     try:
         assert created.status == "creating"
@@ -121,7 +123,9 @@ async def test_create_answers_creating_at_once_then_the_session_turns_ready(clie
         assert ready.status == "ready"
         assert ready.ready_at is not None and ready.ready_at >= created.created_at
         assert ready.cdp_url is not None
-        assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/devtools/browser/[0-9a-f-]+", ready.cdp_url)
+        port = re.escape(str(local_api.port))
+        pattern = rf"ws://127\.0\.0\.1:{port}/v1/sessions/{created.id}/cdp\?token=[A-Za-z0-9_-]{{43}}"
+        assert re.fullmatch(pattern, ready.cdp_url)
     finally:
         await client.delete_session(created.id)
 

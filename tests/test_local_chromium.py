@@ -80,7 +80,8 @@ async def test_a_browser_runs_in_its_own_group_with_its_own_profile_and_temp_dir
         assert os.getpgid(browser.pid) == browser.pid != os.getpgid(0)
         assert browser.profile_dir.parent == short_base
         assert browser.profile_dir.name.startswith(f"{PROFILE_PREFIX}{os.getpid()}-")
-        assert browser.ws_url.startswith("ws://127.0.0.1:")
+        async with await browser.connect() as cdp:  # DevTools over the pipe
+            assert (await cdp.send("Browser.getVersion"))["protocolVersion"] == "1.3"
         assert f"TMPDIR={browser.tmp_dir}" in environment_of(browser.pid)
         assert browser.tmp_dir.is_relative_to(browser.profile_dir)
         assert len(browser.live_pids()) > 1  # the browser and its helpers

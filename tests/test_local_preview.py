@@ -16,7 +16,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chaser_mcp.api import ChaserClient, Session, SessionNotOpen
 from chaser_mcp.browsing import navigate, read_page
-from chaser_mcp.cdp import CDPConnection
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.local.chromium import launch_browser
 from tests.local_support import (
@@ -215,7 +214,7 @@ async def test_the_live_view_page_in_a_browser_shows_frames_and_forwards_a_tap(
     with short_temp_dir() as base:
         viewer = await launch_browser(base_dir=base)
         try:
-            async with CDPConnection.connect(viewer.ws_url) as cdp:
+            async with await viewer.connect() as cdp:
                 target = await cdp.send("Target.createTarget", {"url": token.url})
                 attached = await cdp.send(
                     "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}

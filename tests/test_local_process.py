@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -15,7 +16,7 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
-from chaser_mcp.api import ChaserClient
+from chaser_mcp.api import APIStatusError, ChaserClient
 from chaser_mcp.local.chromium import group_pids
 from tests.local_support import (
     browsers_under,
@@ -36,26 +37,35 @@ def base_dir() -> Iterator[Path]:
         yield path
 
 
+@dataclass(frozen=True)
+class LocalAPIProcess:
+    process: Process
+    url: str
+    key: str  # minted by the server and printed on its stdout
+
+
 @asynccontextmanager
-async def local_api_process(base_dir: Path) -> AsyncIterator[tuple[Process, str]]:
-    """``python -m chaser_mcp.local`` on a free port; yields the process and its base URL."""
+async def local_api_process(base_dir: Path) -> AsyncIterator[LocalAPIProcess]:
+    """``python -m chaser_mcp.local`` on a free port, without CHASER_LOCAL_KEY."""
+    env = {name: value for name, value in os.environ.items() if name != "CHASER_LOCAL_KEY"}
     process = await anyio.open_process(
         [sys.executable, "-m", "chaser_mcp.local", "--port", "0", "--base-dir", str(base_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         assert process.stdout is not None
-        url = None
+        printed: dict[str, str] = {}
         with anyio.fail_after(30):
             async for chunk in TextReceiveStream(process.stdout):
                 for line in chunk.splitlines():
-                    if line.startswith("CHASER_BASE_URL="):
-                        url = line.split("=", 1)[1].strip()
-                if url:
+                    name, _, value = line.partition("=")
+                    printed[name] = value.strip()
+                if "CHASER_BASE_URL" in printed:
                     break
-        assert url is not None, "the local API never printed its URL"
-        yield process, url
+        assert "CHASER_BASE_URL" in printed, "the local API never printed its URL"
+        yield LocalAPIProcess(process, printed["CHASER_BASE_URL"], printed["CHASER_KEY"])
     finally:
         if process.returncode is None:
             process.kill()
@@ -63,9 +73,21 @@ async def local_api_process(base_dir: Path) -> AsyncIterator[tuple[Process, str]
             await process.wait()
 
 
+async def test_without_a_configured_key_it_mints_one_and_refuses_every_other(base_dir: Path) -> None:
+    async with local_api_process(base_dir) as server:
+        async with ChaserClient("sk-guessed", base_url=server.url, max_retries=0) as stranger:
+            with pytest.raises(APIStatusError) as caught:
+                await stranger.list_sessions()
+        async with ChaserClient(server.key, base_url=server.url, max_retries=0) as owner:
+            assert (await owner.list_sessions()).data == []
+    assert caught.value.status == 401
+    assert len(server.key) >= 32
+
+
 async def test_kill_9_of_the_server_leaves_no_browser_process(base_dir: Path) -> None:
-    async with local_api_process(base_dir) as (process, url):
-        async with ChaserClient("sk-process-test", base_url=url, max_retries=0) as client:
+    async with local_api_process(base_dir) as server:
+        process = server.process
+        async with ChaserClient(server.key, base_url=server.url, max_retries=0) as client:
             for _ in range(2):
                 created = await client.create_session(ttl_seconds=600)
                 await wait_until_ready(client, created.id)
@@ -87,8 +109,9 @@ async def test_kill_9_of_the_server_leaves_no_browser_process(base_dir: Path) ->
 
 
 async def test_sigterm_closes_every_browser_and_removes_their_profiles_before_exit(base_dir: Path) -> None:
-    async with local_api_process(base_dir) as (process, url):
-        async with ChaserClient("sk-process-test", base_url=url, max_retries=0) as client:
+    async with local_api_process(base_dir) as server:
+        process = server.process
+        async with ChaserClient(server.key, base_url=server.url, max_retries=0) as client:
             created = await client.create_session(ttl_seconds=600)
             await wait_until_ready(client, created.id)
         mains = browsers_under(base_dir)

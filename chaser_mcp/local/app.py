@@ -3,12 +3,15 @@
 Same paths, bodies, status codes and error codes as the cloud, so ``ChaserClient``
 talks to it unchanged. Differences a caller may notice, all deliberate:
 
-* ``cdp_url`` is Chromium's own browser-level endpoint,
-  ``ws://127.0.0.1:<port>/devtools/browser/<id>``, set when the session turns
-  ``ready``. A client attaches to the page target itself (``type == "page"``); a
-  fresh session has exactly one, already showing the emulated phone. Like every
-  DevTools endpoint it has no authentication: any local process can use it, and it
-  is reachable from this machine only, whatever host the API itself binds to.
+* ``cdp_url`` is a websocket on this server, ``ws://<host>:<port>/v1/sessions/<id>/cdp?token=…``,
+  set when the session turns ``ready``. Chromium itself listens on no port (its DevTools
+  run over a pipe to this process); the server proxies CDP for whoever shows the
+  session's random token, compared in constant time, and refuses everyone else (403).
+  A client attaches to the page target itself (``type == "page"``); a fresh session
+  has exactly one, already showing the emulated phone.
+* Every URL the server returns is built from ``public_base_url`` or the address the
+  connection came in on, never from the request's ``Host``; requests naming a Host or
+  Origin outside the allow-lists (loopback names plus configured ones) are refused.
 * ``bytes_up``/``bytes_down`` are null: nothing is metered locally.
 * At most ``max_sessions`` sessions are open at once (each browser costs ~150 MiB);
   one more is refused with 429 ``session_limit_reached``.
@@ -26,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
+import re
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,16 +41,19 @@ import uvicorn
 import uvicorn.config
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chaser_mcp.api import check_session_id
-from chaser_mcp.cdp import CDPException
+from chaser_mcp.cdp import CDPException, TransportClosed
 
 from .backend import TTL_DEFAULT_SECONDS, BackendError, LocalBackend, LocalSession, session_not_found
-from .preview import render_preview_page, stream_preview
+from .devtools import PipeClient
+from .guard import HostGuard, HostRules, deny_websocket, host_entry
+from .preview import PREVIEW_PAGE_HEADERS, render_preview_page, stream_preview
 
 log = logging.getLogger("chaser_mcp.local")
 
@@ -61,14 +69,34 @@ def create_local_app(
     api_key: str | None = None,
     backend: LocalBackend | None = None,
     public_base_url: str | None = None,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+    bind_host: str | None = None,
     **backend_options: Any,
 ) -> Starlette:
     """The ASGI app. ``backend_options`` go to ``LocalBackend`` (max_sessions, min_ttl_seconds, …).
 
-    ``public_base_url`` fixes the scheme and host of live-view links; by default they
-    follow the request's own ``Host``.
+    ``public_base_url`` fixes the scheme and host of the URLs the server hands out
+    (``cdp_url``, live-view links); by default they use the address the connection
+    came in on. ``allowed_hosts``/``allowed_origins`` extend the loopback defaults.
     """
     sessions = backend or LocalBackend(**backend_options)
+    rules = HostRules.build(
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+        public_base_url=public_base_url,
+        bind_host=bind_host,
+    )
+
+    def base_url(scope: Mapping[str, Any]) -> str:
+        """Where this server is, from configuration or the socket: never from a Host header."""
+        if public_base_url:
+            return public_base_url.rstrip("/")
+        server = scope.get("server")
+        if not server:
+            return "http://127.0.0.1"
+        host, port = server[0], server[1]
+        return f"http://{host_entry(str(host))}" + (f":{port}" if port else "")
 
     def authenticate(request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -109,7 +137,7 @@ def create_local_app(
         if profile is not None and not isinstance(profile, str):
             raise BackendError(400, "invalid_request", "profile must be a string")
         session = sessions.create(ttl)
-        return JSONResponse(session.to_json(), status_code=201)
+        return JSONResponse(session.to_json(base_url(request.scope)), status_code=201)
 
     async def list_sessions(request: Request) -> Response:
         authenticate(request)
@@ -124,7 +152,7 @@ def create_local_app(
         return JSONResponse(
             {
                 "object": "list",
-                "data": [s.to_json() for s in page],
+                "data": [s.to_json(base_url(request.scope)) for s in page],
                 "next_cursor": next_cursor,
                 "has_more": has_more,
             }
@@ -132,7 +160,7 @@ def create_local_app(
 
     async def get_session(request: Request) -> Response:
         authenticate(request)
-        return JSONResponse(session_for(request).to_json())
+        return JSONResponse(session_for(request).to_json(base_url(request.scope)))
 
     async def delete_session(request: Request) -> Response:
         authenticate(request)
@@ -149,7 +177,7 @@ def create_local_app(
         session = session_for(request)
         await json_body(request)  # reserved for future options; must still be JSON if present
         token, grant = sessions.mint_preview_token(session.id)
-        base = (public_base_url or str(request.base_url)).rstrip("/")
+        base = base_url(request.scope)
         expires = (
             grant.expires_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{grant.expires_at.microsecond // 1000:03d}Z"
         )
@@ -165,10 +193,7 @@ def create_local_app(
     async def preview_page(request: Request) -> Response:
         session = session_for(request)
         sessions.check_preview_token(session.id, request.query_params.get("token"))
-        return HTMLResponse(
-            render_preview_page(session.id),
-            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-        )
+        return HTMLResponse(render_preview_page(session.id), headers=PREVIEW_PAGE_HEADERS)
 
     async def preview_socket(websocket: WebSocket) -> None:
         session_id = str(websocket.path_params["session_id"])
@@ -182,10 +207,7 @@ def create_local_app(
                 if isinstance(exc, BackendError)
                 else (404, "session_not_found", "")
             )
-            if "websocket.http.response" in websocket.scope.get("extensions", {}):
-                await websocket.send_denial_response(_error(status, code, message))
-            else:
-                await websocket.close(code=1008)
+            await deny_websocket(websocket, status, code, message)
             return
         await websocket.accept()
         try:
@@ -198,6 +220,26 @@ def create_local_app(
             )
         except (WebSocketDisconnect, CDPException, TimeoutError) as exc:
             log.debug("live view of %s ended: %s", session_id, type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1000, reason="session ended" if not session.is_open else "")
+
+    async def cdp_socket(websocket: WebSocket) -> None:
+        """The session's cdp_url: CDP proxied to the browser's pipe for the token's holder only."""
+        session_id = str(websocket.path_params["session_id"])
+        try:
+            session, browser = sessions.check_cdp_token(session_id, websocket.query_params.get("token"))
+            client = await browser.process.devtools.open_client("cdp_url")
+        except BackendError as exc:
+            await deny_websocket(websocket, exc.status, exc.code, exc.message)
+            return
+        except CDPException:
+            await deny_websocket(websocket, 409, "session_not_open", f"session {session_id} is ending")
+            return
+        try:
+            await websocket.accept()
+            await _proxy_cdp(websocket, client, session.ended)
+        finally:
+            await client.close()
         with contextlib.suppress(Exception):
             await websocket.close(code=1000, reason="session ended" if not session.is_open else "")
 
@@ -232,7 +274,9 @@ def create_local_app(
             Route("/v1/sessions/{session_id}/preview-token", preview_token, methods=["POST"]),
             Route("/v1/sessions/{session_id}/preview", preview_page, methods=["GET"]),
             WebSocketRoute("/v1/sessions/{session_id}/preview/ws", preview_socket),
+            WebSocketRoute("/v1/sessions/{session_id}/cdp", cdp_socket),
         ],
+        middleware=[Middleware(HostGuard, rules=rules)],
         exception_handlers={
             BackendError: on_backend_error,
             HTTPException: on_http_error,
@@ -241,7 +285,68 @@ def create_local_app(
         lifespan=lifespan,
     )
     app.state.backend = sessions
+    app.state.host_rules = rules
     return app
+
+
+async def _proxy_cdp(websocket: WebSocket, client: PipeClient, session_ended: asyncio.Event) -> None:
+    """Carry CDP messages between one websocket and its pipe client until either side ends."""
+
+    async def upstream() -> None:
+        while True:
+            received = await websocket.receive()
+            if received["type"] == "websocket.disconnect":
+                return
+            raw = received.get("text")
+            if raw is None:
+                raw = (received.get("bytes") or b"").decode("utf-8", "replace")
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                await websocket.send_text(json.dumps({"error": _INVALID_JSON}))
+                continue
+            if (
+                not isinstance(message, dict)
+                or isinstance(message.get("id"), bool)
+                or not isinstance(message.get("id"), int)
+                or not isinstance(message.get("method"), str)
+            ):
+                message_id = message.get("id") if isinstance(message, dict) else None
+                await websocket.send_text(json.dumps({"id": message_id, "error": _INVALID_MESSAGE}))
+                continue
+            try:
+                await client.send(message)
+            except TransportClosed:
+                return
+
+    async def downstream() -> None:
+        with contextlib.suppress(TransportClosed):
+            while True:
+                await websocket.send_text(json.dumps(await client.receive()))
+
+    tasks = [
+        asyncio.create_task(upstream()),
+        asyncio.create_task(downstream()),
+        asyncio.create_task(session_ended.wait()),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if error is not None and not isinstance(error, (WebSocketDisconnect, OSError)):
+                log.debug("CDP proxy ended: %s", type(error).__name__)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# What Chromium's own endpoint answers to malformed messages.
+_INVALID_JSON = {"code": -32700, "message": "Message must be a valid JSON"}
+_INVALID_MESSAGE = {
+    "code": -32600,
+    "message": "Message must have integer 'id' and string 'method' properties",
+}
 
 
 # -- running it -------------------------------------------------------------------------------------
@@ -299,7 +404,25 @@ def _check_exposure(host: str, api_key: str | None) -> None:
         )
 
 
+class _RedactTokens(logging.Filter):
+    """uvicorn logs each websocket's path with its query string: drop the token values from it."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._TOKEN.sub(r"\1[redacted]", message), ()
+        return True
+
+
+_REDACTOR = _RedactTokens()
+
+
 def _config(app: Starlette, log_level: str) -> uvicorn.Config:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        if _REDACTOR not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_REDACTOR)
     return uvicorn.Config(
         app,
         lifespan="on",
@@ -329,7 +452,7 @@ async def running_local_api(
     browser is closed before this returns.
     """
     _check_exposure(host, api_key)
-    app = create_local_app(api_key=api_key, **options)
+    app = create_local_app(api_key=api_key, bind_host=host, **options)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     server = _EmbeddedServer(_config(app, log_level))
@@ -368,7 +491,7 @@ async def serve_local_api(
     ``on_ready`` is called once the port is bound and startup is done, e.g. to print the URL.
     """
     _check_exposure(host, api_key)
-    app = create_local_app(api_key=api_key, **options)
+    app = create_local_app(api_key=api_key, bind_host=host, **options)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(_config(app, log_level))

@@ -13,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -72,7 +73,8 @@ class LocalSession:
     deadline: float  # time.monotonic() at expiry
     status: Status = "creating"
     device: str | None = None
-    cdp_url: str | None = None
+    # The credential of this session's cdp_url: the CDP proxy opens for it alone.
+    cdp_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     ready_at: datetime | None = None
     ended_at: datetime | None = None
     ended_reason: str | None = None
@@ -95,13 +97,23 @@ class LocalSession:
         self.ended_at = datetime.now(UTC)
         self.ended.set()
 
-    def to_json(self) -> dict[str, Any]:
+    def cdp_url(self, base_url: str) -> str | None:
+        """The session's CDP websocket on the local API at ``base_url`` (None until it was ready).
+
+        ``base_url`` is the server's configured or bound address, never a request's Host.
+        """
+        if self.ready_at is None:
+            return None
+        ws_base = "ws" + base_url.removeprefix("http") if base_url.startswith("http") else base_url
+        return f"{ws_base.rstrip('/')}/v1/sessions/{self.id}/cdp?token={self.cdp_token}"
+
+    def to_json(self, base_url: str) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "session",
             "status": self.status,
             "device": self.device,
-            "cdp_url": self.cdp_url,
+            "cdp_url": self.cdp_url(base_url),
             # A local browser has no proxy and no metered traffic.
             "bytes_up": None,
             "bytes_down": None,
@@ -302,6 +314,19 @@ class LocalBackend:
         self._ready_browser(session)
         return session
 
+    def check_cdp_token(self, session_id: str, token: str | None) -> tuple[LocalSession, LocalBrowser]:
+        """The ready session a cdp_url token opens; 403 for anything else (unknown id included).
+
+        One answer for every failure, so the endpoint tells a caller without the token
+        nothing, not even whether the session exists. Compared in constant time.
+        """
+        session = self._sessions.get(session_id)
+        expected = session.cdp_token if session is not None else secrets.token_urlsafe(32)
+        matches = hmac.compare_digest((token or "").encode(), expected.encode())
+        if session is None or not matches:
+            raise BackendError(403, "invalid_token", "missing or wrong CDP token; use the session's cdp_url")
+        return session, self._ready_browser(session)
+
     # -- the runner -----------------------------------------------------------------------------
 
     async def _run(self, session: LocalSession) -> None:
@@ -333,7 +358,6 @@ class LocalBackend:
             if not session.is_open:
                 return
             session.device = browser.device.label
-            session.cdp_url = browser.ws_url
             session.status = "ready"
             session.ready_at = datetime.now(UTC)
             log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)

@@ -24,10 +24,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from chaser_mcp.cdp import CDPConnection, CDPException
+
+from .devtools import DevToolsPipe
 
 log = logging.getLogger("chaser_mcp.local.chromium")
 
@@ -39,10 +41,9 @@ INSTALL_HINT = (
 )
 
 # Measured on Debian's chromium 156 (see the CDP reference notes): the flags a headless
-# browser needs as root with no GPU and no network beyond loopback, and nothing more.
+# browser needs with no GPU and no network beyond loopback, and nothing more.
 BASE_FLAGS = (
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -52,10 +53,24 @@ BASE_FLAGS = (
     "--mute-audio",
     # A phone's Chrome reports navigator.webdriver === false; a DevTools-driven one says true.
     "--disable-blink-features=AutomationControlled",
-    "--remote-debugging-port=0",
+    # DevTools on fds 3 and 4 instead of a TCP port: a loopback port is open to every local
+    # user, the pipe only to us (see devtools.py).
+    "--remote-debugging-pipe",
 )
-
-_DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
+# Chromium refuses to start its sandbox as root; then, and only then, it runs without one.
+NO_SANDBOX_FLAG = "--no-sandbox"
+# Move the two pipe ends handed over as stdin/stdout to fds 3 and 4, where Chromium looks for
+# them, then exec (same pid). A shell does the fd shuffle, so no Python runs between fork and
+# exec (preexec_fn is unsafe with threads).
+_PIPE_TRAMPOLINE = 'exec 3<&0 4>&1 0</dev/null 1>/dev/null; exec "$@"'
+_SANDBOX_FAILURES = ("No usable sandbox", "sandbox_linux", "zygote_host_impl_linux", "setuid sandbox")
+SANDBOX_HINT = (
+    "Chromium could not start its sandbox as a non-root user: allow unprivileged user namespaces "
+    "(sysctl kernel.unprivileged_userns_clone=1, or kernel.apparmor_restrict_unprivileged_userns=0 "
+    "on Ubuntu; in a container, run it with a seccomp profile that permits clone/unshare of user "
+    "namespaces) or install Chromium's setuid chrome-sandbox helper; the local backend never turns "
+    "the sandbox off for a non-root user"
+)
 _PROFILE_NAME = re.compile(rf"^{re.escape(PROFILE_PREFIX)}(\d+)-[A-Za-z0-9]+$")
 _PR_SET_PDEATHSIG = 1
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
@@ -68,6 +83,16 @@ class BrowserNotFound(RuntimeError):
 
 class BrowserLaunchError(RuntimeError):
     """Chromium started but never offered its DevTools endpoint."""
+
+
+def chromium_flags(euid: int | None = None) -> list[str]:
+    """The launch flags for a process running as ``euid`` (default: ours).
+
+    The sandbox stays on for every user but root: Chromium cannot sandbox itself as root,
+    so a root-owned browser runs without one (a compromised renderer would be root).
+    """
+    effective = os.geteuid() if euid is None else euid
+    return [*BASE_FLAGS, NO_SANDBOX_FLAG] if effective == 0 else list(BASE_FLAGS)
 
 
 def find_chromium(
@@ -202,14 +227,14 @@ def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child 
 
 
 class BrowserProcess:
-    """One running Chromium: its pid (also its process group), DevTools URL and profile dir."""
+    """One running Chromium: its pid (also its process group), DevTools pipe and profile dir."""
 
     def __init__(
-        self, process: asyncio.subprocess.Process, ws_url: str, profile_dir: Path, tmp_dir: Path
+        self, process: asyncio.subprocess.Process, devtools: DevToolsPipe, profile_dir: Path, tmp_dir: Path
     ) -> None:
         self._process = process
         self.pid = process.pid
-        self.ws_url = ws_url
+        self.devtools = devtools
         self.profile_dir = profile_dir
         self.tmp_dir = tmp_dir  # the browser's TMPDIR: inside the profile unless that path is too long
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
@@ -236,6 +261,10 @@ class BrowserProcess:
 
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr_tail)
+
+    async def connect(self, name: str = "in-process") -> CDPConnection:
+        """A CDP connection to the browser over its pipe (close it with ``aclose``)."""
+        return await self.devtools.connect(name)
 
     def live_pids(self) -> list[int]:
         """Every non-zombie process of this browser (its whole process group)."""
@@ -276,6 +305,7 @@ class BrowserProcess:
         finally:
             if self._drain_task is not None:
                 self._drain_task.cancel()
+            await self.devtools.aclose()
 
     async def remove_files(self) -> None:
         """Delete the profile (and a temp dir kept outside it); a few hundred ms of small files."""
@@ -284,10 +314,9 @@ class BrowserProcess:
     async def _close_over_cdp(self, timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
-                async with CDPConnection.connect(self.ws_url, open_timeout=timeout) as cdp:
-                    with contextlib.suppress(CDPException):
-                        # The browser may drop the socket before it answers.
-                        await cdp.send("Browser.close", timeout=timeout)
+                with contextlib.suppress(CDPException):
+                    # The browser may close the pipe before it answers.
+                    await self.devtools.call("Browser.close", timeout=timeout)
                 await self.wait()
         except (TimeoutError, CDPException, OSError) as exc:
             log.debug("Browser.close on pid %d did not finish: %s", self.pid, type(exc).__name__)
@@ -315,6 +344,12 @@ class BrowserProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         _remove_dirs(self.profile_dir, self.tmp_dir)
+
+
+def _launch_error(binary: str, what: str, tail: Iterable[str]) -> BrowserLaunchError:
+    lines = "\n".join(tail)
+    hint = f"\n{SANDBOX_HINT}" if any(mark in lines for mark in _SANDBOX_FAILURES) else ""
+    return BrowserLaunchError(f"{binary} {what}:\n{lines}{hint}")
 
 
 def _remove_dirs(*dirs: Path) -> None:
@@ -350,10 +385,9 @@ async def launch_browser(
     executable: str | None = None,
     base_dir: Path | None = None,
     extra_args: Sequence[str] = (),
-    allow_origins: str | None = None,
     timeout: float = 20.0,
 ) -> BrowserProcess:
-    """Start a headless Chromium and return once its DevTools websocket URL is known.
+    """Start a headless Chromium and return once it answers on its DevTools pipe.
 
     Cancellation-safe: if this is cancelled or fails after the process started, the
     process group is killed and the profile removed before the error propagates.
@@ -367,81 +401,98 @@ async def launch_browser(
     except BaseException:
         _remove_dirs(profile)
         raise
-    args = [*BASE_FLAGS, f"--user-data-dir={profile}", *extra_args]
-    if allow_origins:
-        args.append(f"--remote-allow-origins={allow_origins}")
-    args.append("about:blank")
+    args = [*chromium_flags(), f"--user-data-dir={profile}", *extra_args, "about:blank"]
     env = dict(os.environ)
     # Chromium leaves org.chromium.Chromium.* dirs in $TMPDIR on every kill: keep them with the profile.
     env["TMPDIR"] = str(tmp_dir)
 
+    trampoline = ["/bin/sh", "-c", _PIPE_TRAMPOLINE, "sh", binary, *args]
     setpriv = _setpriv_with_pdeathsig()
     if setpriv:
-        command = [setpriv, "--pdeathsig", "KILL", "--", binary, *args]
+        command = [setpriv, "--pdeathsig", "KILL", "--", *trampoline]
         preexec = None
     else:
-        command = [binary, *args]
+        command = trampoline
         preexec = _set_parent_death_signal
+    # Chromium reads commands from fd 3 and writes to fd 4 (handed over as its stdin/stdout).
+    to_browser_read, to_browser_write = os.pipe()
+    from_browser_read, from_browser_write = os.pipe()
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdin=to_browser_read,
+            stdout=from_browser_write,
             stderr=asyncio.subprocess.PIPE,
             env=env,
             start_new_session=True,
             preexec_fn=preexec,
         )
     except BaseException:
+        for fd in (to_browser_read, to_browser_write, from_browser_read, from_browser_write):
+            os.close(fd)
         _remove_dirs(profile, tmp_dir)
         raise
+    finally:
+        # The child has its copies; ours would keep the pipe open after Chromium exits.
+        with contextlib.suppress(OSError):
+            os.close(to_browser_read)
+        with contextlib.suppress(OSError):
+            os.close(from_browser_write)
     assert process.stderr is not None
     tail: collections.deque[str] = collections.deque(maxlen=40)
+    drain = asyncio.create_task(_collect(process.stderr, tail))
+    devtools: DevToolsPipe | None = None
     try:
-        ws_url = await asyncio.wait_for(_read_devtools_url(process.stderr, tail), timeout)
+        devtools = await DevToolsPipe.open(from_browser_read, to_browser_write, label=f"pid {process.pid}")
+        await devtools.call("Browser.getVersion", timeout=timeout)
     except BaseException as exc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(asyncio.shield(process.wait()), 2)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(drain, 1)  # the last lines say why it failed
+        drain.cancel()
+        if devtools is not None:
+            await devtools.aclose()
+        else:
+            for fd in (from_browser_read, to_browser_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         _remove_dirs(profile, tmp_dir)
         if isinstance(exc, TimeoutError):
-            raise BrowserLaunchError(
-                f"{binary} printed no DevTools URL within {timeout:g} s; last output:\n" + "\n".join(tail)
+            what = f"did not answer on its DevTools pipe within {timeout:g} s"
+            raise _launch_error(binary, what, tail) from None
+        if isinstance(exc, CDPException):
+            raise _launch_error(
+                binary, f"exited with code {process.returncode} before offering DevTools", tail
             ) from None
         raise
-    if ws_url is None:
-        code = await process.wait()
-        _remove_dirs(profile, tmp_dir)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        raise BrowserLaunchError(
-            f"{binary} exited with code {code} before offering DevTools:\n" + "\n".join(tail)
-        )
-    browser = BrowserProcess(process, ws_url, profile, tmp_dir)
+    drain.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await drain
+    browser = BrowserProcess(process, devtools, profile, tmp_dir)
     browser._stderr_tail.extend(tail)
     browser._start_draining(process.stderr)
     log.debug("launched browser pid %d (%s)", browser.pid, profile.name)
     return browser
 
 
-async def _read_devtools_url(stream: asyncio.StreamReader, tail: collections.deque[str]) -> str | None:
+async def _collect(stream: asyncio.StreamReader, tail: collections.deque[str]) -> None:
     while line := await stream.readline():
-        text = line.decode("utf-8", "replace").rstrip()
-        tail.append(text)
-        match = _DEVTOOLS_LINE.search(text)
-        if match:
-            return match.group(1)
-    return None
+        tail.append(line.decode("utf-8", "replace").rstrip())
 
 
 __all__ = [
     "BASE_FLAGS",
     "INSTALL_HINT",
+    "NO_SANDBOX_FLAG",
     "PROFILE_PREFIX",
+    "SANDBOX_HINT",
     "BrowserLaunchError",
     "BrowserNotFound",
     "BrowserProcess",
+    "chromium_flags",
     "default_base_dir",
     "find_chromium",
     "group_pids",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -104,6 +105,36 @@ PREVIEW_PAGE = """<!doctype html>
 """
 
 
+def _inline_hash(tag: str) -> str:
+    """CSP source for the page's one inline ``<tag>`` block: its sha256, so nothing else may run."""
+    body = PREVIEW_PAGE.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
+    return "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+
+
+# The page loads nothing but itself: its own script and style (by hash), frames as blob:
+# images, and its websocket back to this server. No site may frame it (clickjacking a
+# live view that forwards taps), and its token never leaks through a Referer.
+PREVIEW_CSP = "; ".join(
+    (
+        "default-src 'none'",
+        f"script-src {_inline_hash('script')}",
+        f"style-src {_inline_hash('style')}",
+        "img-src blob:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+PREVIEW_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": PREVIEW_CSP,
+}
+
+
 def render_preview_page(session_id: str) -> str:
     # Session ids are checked against a strict pattern before they get here; no escaping surprises.
     return PREVIEW_PAGE.replace("__SESSION__", session_id)
@@ -119,7 +150,7 @@ async def stream_preview(
 ) -> None:
     """Stream the session's visible page to an accepted websocket until either side goes away."""
     page = await browser.page()
-    async with CDPConnection.connect(browser.ws_url) as cdp:
+    async with await browser.connect("live view") as cdp:
         attached = await cdp.send("Target.attachToTarget", {"targetId": page.target_id, "flatten": True})
         session_id = str(attached["sessionId"])
         tasks = [
@@ -253,4 +284,4 @@ async def _dispatch_input(cdp: CDPConnection, session_id: str, message: dict[str
         )
 
 
-__all__ = ["PREVIEW_PAGE", "render_preview_page", "stream_preview"]
+__all__ = ["PREVIEW_CSP", "PREVIEW_PAGE", "PREVIEW_PAGE_HEADERS", "render_preview_page", "stream_preview"]

@@ -57,7 +57,8 @@ class PageRef:
 class LocalBrowser:
     """One headless Chromium, its manager CDP connection and the device it emulates.
 
-    Clients reach the browser through ``ws_url`` (the browser-level endpoint) and must
+    Clients reach the browser through ``connect()`` (in this process) or the local API's
+    token-checked ``cdp_url`` proxy, both over the browser's DevTools pipe, and must
     pick a page target themselves (``type == "page"``; the ``browser_ui`` targets are
     Chromium's own omnibox popups). A fresh session has exactly one page.
     """
@@ -71,9 +72,9 @@ class LocalBrowser:
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def ws_url(self) -> str:
-        return self.process.ws_url
+    async def connect(self, name: str = "in-process") -> CDPConnection:
+        """Another CDP connection to this browser (its own browser session); close it when done."""
+        return await self.process.connect(name)
 
     @classmethod
     async def start(
@@ -89,7 +90,7 @@ class LocalBrowser:
         browser: LocalBrowser | None = None
         try:
             remaining = max(1.0, deadline - time.monotonic())
-            cdp = await CDPConnection.open(process.ws_url, open_timeout=remaining)
+            cdp = await process.connect("manager")
             try:
                 version = await cdp.send("Browser.getVersion", timeout=remaining)
             except BaseException:
