@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .api import DEFAULT_BASE_URL
+from .api import DEFAULT_BASE_URL, redact_url
 
 
 class SettingsError(ValueError):
@@ -49,6 +49,7 @@ class Settings:
     def __repr__(self) -> str:  # the key must never reach a log line, even through repr()
         secret = ("api_key", "auth_token")
         fields = {k: v for k, v in self.__dict__.items() if k not in secret}
+        fields["base_url"] = redact_url(self.base_url)
         shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
         hidden = ", ".join(f"{k}={'set' if getattr(self, k) else None}" for k in secret)
         return f"Settings({hidden}, {shown})"
@@ -100,9 +101,8 @@ class Settings:
 
     def validate(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
-            raise SettingsError(
-                f"CHASER_BASE_URL must start with http:// or https://, got {self.base_url[:100]!r}"
-            )
+            shown = redact_url(self.base_url)[:100]
+            raise SettingsError(f"CHASER_BASE_URL must start with http:// or https://, got {shown!r}")
         if self.transport not in ("stdio", "http", "sse"):
             raise SettingsError(f"the transport must be stdio, http or sse, got {self.transport!r}")
         if self.transport != "stdio" and not self.multi_tenant and not self.auth_token:

@@ -12,6 +12,7 @@ from mcp import Client
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult
 
+from chaser_mcp.settings import Settings, SettingsError
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Status
 from tests.mcp_support import Harness, Mode, error_text, stdio_params, structured
 
@@ -117,3 +118,15 @@ async def test_the_stdio_server_never_writes_the_key_to_stderr(
     assert KEY not in log_text
     assert all(KEY not in _visible(r) for r in results)
     assert "HTTP 401" in error_text(results[-1])
+
+
+def test_credentials_in_the_base_url_appear_in_no_settings_repr() -> None:
+    settings = Settings.from_env({"CHASER_BASE_URL": "https://user:s3cr3t-pass@api.example.com"})
+    assert "s3cr3t-pass" not in repr(settings)
+    assert "api.example.com" in repr(settings)
+
+
+def test_credentials_in_a_malformed_base_url_appear_in_no_start_up_error() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"CHASER_BASE_URL": "ftp://user:s3cr3t-pass@api.example.com"})
+    assert "s3cr3t-pass" not in str(raised.value)
