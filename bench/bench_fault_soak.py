@@ -94,7 +94,8 @@ class Tally:
     calls: Counter[str] = field(default_factory=Counter)  # tool -> calls made
     ok: Counter[str] = field(default_factory=Counter)
     tool_errors: Counter[str] = field(default_factory=Counter)  # isError results, by tool
-    client_failures: Counter[str] = field(default_factory=Counter)  # exceptions, by type
+    call_failures: Counter[str] = field(default_factory=Counter)  # a call raised: by exception type
+    open_close_failures: Counter[str] = field(default_factory=Counter)  # opening or closing raised
     conversations_started: Counter[str] = field(default_factory=Counter)
     conversations_not_started: Counter[str] = field(default_factory=Counter)
     created: int = 0
@@ -159,7 +160,7 @@ async def sigterm(process: Process) -> tuple[int | None, float]:
 
 def connect(url: str, key: str, mode: str) -> Client:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=CALL_TIMEOUT)
-    return Client(streamable_http_client(url, http_client=http), mode=mode)  # type: ignore[arg-type]
+    return Client(streamable_http_client(url, http_client=http), mode=mode)
 
 
 async def call(client: Client, tally: Tally, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
@@ -169,7 +170,7 @@ async def call(client: Client, tally: Tally, tool: str, arguments: dict[str, Any
         with anyio.fail_after(CALL_TIMEOUT):
             result = await client.call_tool(tool, arguments)
     except Exception as exc:  # a failed call must not end the soak: it is what is measured
-        tally.client_failures[type(exc).__name__] += 1
+        tally.call_failures[type(exc).__name__] += 1
         return None
     if result.is_error:
         tally.tool_errors[tool] += 1
@@ -219,7 +220,7 @@ async def caller(url: str, key: str, mode: str, persist: bool, tally: Tally, gat
                     tally.conversations_started[era] += 1
                     await conversation(client, tally, persist)
         except Exception as exc:  # each call's own failures are tallied inside; these are open/close
-            tally.client_failures[f"{'close' if began else 'connect'}: {type(exc).__name__}"] += 1
+            tally.open_close_failures[f"{'close' if began else 'open'}: {type(exc).__name__}"] += 1
         finally:
             if not released:
                 gate.release()
@@ -342,11 +343,12 @@ async def soak(plan: Plan, result: dict[str, Any]) -> None:
         "total": sum(tally.calls.values()),
         "ok": sum(tally.ok.values()),
         "tool_errors": sum(tally.tool_errors.values()),
-        "client_failures": sum(tally.client_failures.values()),
+        "client_failures": sum(tally.call_failures.values()),
         "by_tool": dict(tally.calls),
         "tool_errors_by_tool": dict(tally.tool_errors),
-        "client_failures_by_type": dict(tally.client_failures),
+        "client_failures_by_type": dict(tally.call_failures),
     }
+    result["conversations"]["open_close_failures"] = dict(tally.open_close_failures)
     result["after_end"] = {
         "waited_s": round(waited, 1),
         "pending_when_the_wait_ended": still_pending,
@@ -380,7 +382,10 @@ def report(result: dict[str, Any]) -> None:
         f"{c['handshake']} handshake-era conversations + {c['stateless']} stateless callers, "
         f"{plan['fault_rate']:.0%} of API requests faulted (seed {plan['seed']}), lease {plan['lease_s']:g} s"
     )
-    print(f"  conversations started {c['started']}, not started {c['not_started']}, in {c['seconds']} s")
+    print(
+        f"  conversations started {c['started']}, not started {c['not_started']}, in {c['seconds']} s; "
+        f"failures opening or closing one {c['open_close_failures']}"
+    )
     print(
         f"  calls {calls['total']}: ok {calls['ok']}, tool errors {calls['tool_errors']}, "
         f"client failures {calls['client_failures']} {calls['client_failures_by_type']}"

@@ -16,8 +16,9 @@ Measured, interleaved round by round (who goes first alternates) so machine nois
    navigate; Playwright MCP launches its browser on the first navigate), and the exact size in bytes of
    each server's tools/list answer on the wire.
 
-Playwright MCP is not a dependency of this project. ``bash scripts/test`` installs the pinned version
-into a cache directory outside the repo (no browser is downloaded: it is pointed at Debian's Chromium)::
+Playwright MCP is not a dependency of this project. ``--install-reference`` (which ``bash scripts/test``
+runs) installs the pinned version with npm into a cache directory outside the repo, once; no browser is
+downloaded, it is pointed at Debian's Chromium::
 
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix ~/.cache/chaser-mcp/playwright-mcp-0.0.83 \
         @playwright/mcp@0.0.83
@@ -622,6 +623,34 @@ def find_playwright_mcp(playwright_dir: Path) -> tuple[Path | None, str]:
     return playwright_dir, ""
 
 
+def install_reference(playwright_dir: Path) -> int:
+    """Install the pinned Playwright MCP into ``playwright_dir`` unless it is there; without npm (or
+    when the install fails) say so and return 0: the bench then measures chaser-mcp alone."""
+    if playwright_cli(playwright_dir).is_file():
+        print(f"Playwright MCP is already installed in {playwright_dir}", file=sys.stderr)
+        return 0
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm not found: the Playwright MCP comparison will measure chaser-mcp alone", file=sys.stderr)
+        return 0
+    command = [npm, "install", "--prefix", str(playwright_dir), "--no-audit", "--no-fund"]
+    command.append(f"@playwright/mcp@{PLAYWRIGHT_MCP_VERSION}")
+    env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        print("npm install of Playwright MCP timed out: comparing without it", file=sys.stderr)
+        return 0
+    if done.returncode != 0 or not playwright_cli(playwright_dir).is_file():
+        print(
+            f"npm install of Playwright MCP failed: comparing without it\n{done.stderr[-2000:]}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"Playwright MCP {PLAYWRIGHT_MCP_VERSION} installed in {playwright_dir}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when the run completed (with or without the reference), 1 when it crashed."""
     parser = bench_arguments(__doc__, quick_help="one round and one cold start each, no warm-up (seconds)")
@@ -633,7 +662,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PLAYWRIGHT_MCP_DIR,
         help=f"where @playwright/mcp is installed (its node_modules; default {DEFAULT_PLAYWRIGHT_MCP_DIR})",
     )
+    parser.add_argument(
+        "--install-reference",
+        action="store_true",
+        help="install the pinned Playwright MCP into --playwright-mcp-dir with npm (once) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.install_reference:
+        return install_reference(args.playwright_mcp_dir.resolve())
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: both servers need Debian's Chromium.", file=sys.stderr)
         return 1
