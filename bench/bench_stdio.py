@@ -87,10 +87,13 @@ class Repetitions:
     cold_starts: int
     cleanups: int
     cleanup_sessions: int
+    warm_up: bool = True  # one untimed cold start of each server first (warms the page cache)
 
 
 FULL = Repetitions(overhead_calls=500, overhead_warmup=50, cold_starts=21, cleanups=9, cleanup_sessions=50)
-QUICK = Repetitions(overhead_calls=20, overhead_warmup=5, cold_starts=1, cleanups=1, cleanup_sessions=10)
+QUICK = Repetitions(
+    overhead_calls=20, overhead_warmup=5, cold_starts=1, cleanups=1, cleanup_sessions=10, warm_up=False
+)
 
 
 # -- statistics -------------------------------------------------------------------------------------
@@ -281,7 +284,7 @@ async def bench_cold_start(reps: Repetitions) -> dict[str, Any]:
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         async with fake_api() as fake:
             url = fake.url
-            for name, command in commands.items():  # warm the page cache for each, untimed
+            for name, command in commands.items() if reps.warm_up else ():  # warm each, untimed
                 await spawn_to_tools_list(command, url, envs.get(name))
             for i in range(reps.cold_starts):
                 names = list(commands)

@@ -257,6 +257,10 @@ def fault_soak_section(r: dict[str, Any]) -> list[str]:
     kinds = ", ".join(f"{k} {v}" for k, v in faults.items() if k != "total")
     requests = sum(o["api_requests"].values())
     last = o["seconds_last_end_to_last_delete"]
+    if o["sessions_leaked"]:
+        until = f"never: {o['sessions_leaked']} left open"
+    else:
+        until = "n/a" if last is None else f"{last:.1f} s"
     return [
         f"**Fault soak** (`python -m bench.bench_fault_soak`, {r['runtime_s']:.0f} s in this run): "
         f"{c['handshake']} handshake-era conversations and {c['stateless']} stateless callers (each its "
@@ -269,11 +273,13 @@ def fault_soak_section(r: dict[str, Any]) -> list[str]:
         "|---:|---:|---|---:|---:|---:|---:|",
         f"| {calls['total']} ({calls['tool_errors']}) | {requests} | {faults['total']}: {kinds} "
         f"| {o['sessions_created']} | {o['persisted_kept']}/{o['persisted_created']} "
-        f"| **{o['sessions_leaked']}** | {'n/a' if last is None else f'{last:.1f} s'} |",
+        f"| **{o['sessions_leaked']}** | {until} |",
         "",
-        f"Leaked = open at the fake after the server stopped, not persisted, and its id reached the "
-        f"server; {o['orphaned_unanswered']} more were made by creates whose answer was dropped after "
-        f"the fact (no server can delete an id it never received). After the last conversation ended "
+        "Leaked = open at the fake after the server stopped, not persisted, and its id reached the "
+        "server. Not counted: sessions made by a create whose answer was lost after the session was "
+        f"made, so the server never learned their id ({o['orphaned_unanswered']} in this run). "
+        "Last delete = from the end of the last conversation to the last successful DELETE (0 when "
+        "nothing was left pending by then). After the last conversation ended "
         f"the soak waited {after['waited_s']:.0f} s ({after['pending_when_the_wait_ended']} still "
         f"pending); the server exited {after['server_exit_code']} after SIGTERM in "
         f"{after['server_shutdown_s']:.1f} s.",
