@@ -252,4 +252,5 @@ def test_the_committed_report_is_a_full_run_of_every_bench() -> None:
 
     assert report["quick"] is False
     assert list(report["benches"]) == list(BENCHES)
+    assert all("error" not in result for result in report["benches"].values())
     assert all(result.get("quick") is False for result in report["benches"].values())
