@@ -283,6 +283,7 @@ def summarize(state: dict[str, Any], tally: Tally, last_end: float) -> dict[str,
         "seconds_last_end_to_last_delete": round(max(0.0, max(deletes) - last_end), 2) if deletes else None,
         "faults_injected": {**faults, "total": sum(faults.values())},
         "faults_by_method": dict(by_method),
+        "faults_by_kind_and_method": state["faults"],
         "api_requests": state["requests"],
     }
 

@@ -256,6 +256,10 @@ def fault_soak_section(r: dict[str, Any]) -> list[str]:
     faults = o["faults_injected"]
     kinds = ", ".join(f"{k} {v}" for k, v in faults.items() if k != "total")
     requests = sum(o["api_requests"].values())
+    by_kind = o.get("faults_by_kind_and_method", {})
+    on_delete = ", ".join(
+        f"{kind} {by_kind[kind]['DELETE']}" for kind in by_kind if by_kind[kind].get("DELETE")
+    )
     last = o["seconds_last_end_to_last_delete"]
     if o["sessions_leaked"]:
         until = f"never: {o['sessions_leaked']} left open"
@@ -279,10 +283,12 @@ def fault_soak_section(r: dict[str, Any]) -> list[str]:
         "server. Not counted: sessions made by a create whose answer was lost after the session was "
         f"made, so the server never learned their id ({o['orphaned_unanswered']} in this run). "
         "Last delete = from the end of the last conversation to the last successful DELETE (0 when "
-        "nothing was left pending by then). After the last conversation ended "
+        "nothing was left pending by then). "
+        f"{o['faults_by_method'].get('DELETE', 0)} faults hit a DELETE ({on_delete}). After the last "
+        "conversation ended "
         f"the soak waited {after['waited_s']:.0f} s ({after['pending_when_the_wait_ended']} still "
         f"pending); the server exited {after['server_exit_code']} after SIGTERM in "
-        f"{after['server_shutdown_s']:.1f} s.",
+        f"{after['server_shutdown_s']:.1f} s; its log held {r['server_log']['tracebacks']} tracebacks.",
     ]
 
 
