@@ -1,6 +1,6 @@
 """Rerun every benchmark and write one report; or regenerate the README's tables from it.
 
-    python -m bench                  # every bench in full (about 10 minutes on 2 cores), then
+    python -m bench                  # every bench in full (10-16 minutes on 2 cores), then
                                      # bench/report.json and the README's tables between the markers
     python -m bench --quick          # every bench in seconds (a smoke run; bench/results/report-quick.json)
     python -m bench --only fault_soak --only stdio   # rerun some; their entries replace the report's
