@@ -595,7 +595,10 @@ async def run(
         specs = [chaser_spec(workdir)]
         if playwright_dir is not None:
             specs.append(playwright_spec(playwright_dir, workdir))
-        result["commands"] = {spec.name: spec.command for spec in specs}
+        result["commands"] = {  # as a reader would type them
+            spec.name: ["python" if part == sys.executable else part for part in spec.command]
+            for spec in specs
+        }
         print("... tools/list sizes", file=sys.stderr, flush=True)
         result["tools_list"] = {spec.name: await tools_list_on_the_wire(spec) for spec in specs}
         print("... warm navigate + screenshot", file=sys.stderr, flush=True)

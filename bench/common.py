@@ -110,10 +110,20 @@ def new_result(benchmark: str, *, quick: bool, machine: dict[str, Any]) -> dict[
         "benchmark": benchmark,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
-        "command": " ".join(["python", "-m", f"bench.{benchmark}", *sys.argv[1:]]),
+        "command": " ".join(["python", "-m", f"bench.{benchmark}", *map(repo_relative, sys.argv[1:])]),
         "machine": machine,
         "_started": time.perf_counter(),
     }
+
+
+def repo_relative(argument: str) -> str:
+    """A command-line argument as a reader can reuse it: paths inside the repository relative to it."""
+    path = Path(argument)
+    return (
+        str(path.relative_to(REPO_ROOT))
+        if path.is_absolute() and path.is_relative_to(REPO_ROOT)
+        else argument
+    )
 
 
 def write_result(result: dict[str, Any], out: Path) -> Path:
