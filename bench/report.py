@@ -216,8 +216,8 @@ def vs_playwright_section(r: dict[str, Any]) -> list[str]:
     head = (
         "**Against Microsoft's Playwright MCP** (`python -m bench.bench_vs_playwright_mcp`, both driven "
         "by the same MCP client over stdio, the same page, the same Debian Chromium at "
-        f"412{TIMES}915 @ 2.625; `bash scripts/test` installs the reference into a cache directory, "
-        "see the script's docstring)"
+        f"412{TIMES}915 @ 2.625; the reference is installed once with npm into a cache directory by "
+        "`python -m bench.bench_vs_playwright_mcp --install-reference`, which `bash scripts/test` runs)"
     )
     if not r["playwright_mcp"]["measured"]:
         return [head + f": not measured in this report ({r['playwright_mcp']['reason']})."]
