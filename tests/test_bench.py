@@ -226,6 +226,25 @@ def test_installing_the_reference_without_npm_says_so_and_succeeds(tmp_path: Pat
     assert not (tmp_path / "node_modules").exists()
 
 
+def test_a_crash_while_printing_still_leaves_the_result_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.bench_local
+
+    def broken_report(result: dict[str, Any]) -> None:
+        raise KeyError("mcp_sdk")  # what the Playwright MCP comparison's report once died of
+
+    monkeypatch.setattr(bench.bench_local, "report", broken_report)
+
+    with pytest.raises(KeyError, match="mcp_sdk"):
+        bench.bench_local.main(["--quick", "--out", str(tmp_path)])
+
+    [written] = tmp_path.glob("bench_local-*-quick.json")
+    result = json.loads(written.read_text())
+    assert "create -> ready" in result["steps"]
+    assert isinstance(result["load_average_at_end"], list)
+
+
 def _report_around(name: str, result: dict[str, Any]) -> dict[str, Any]:
     """The committed report with one bench's result swapped in."""
     report = load_report()
