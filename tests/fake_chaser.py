@@ -532,7 +532,8 @@ class FakeChaser:
         ``path`` (a regex matched against the whole raw path). The first queued match wins.
 
         With ``probability``, a matching request gets the fault only with that chance (drawn from the
-        fake's seeded generator); otherwise the next rule is tried and ``times`` is not used up.
+        fake's seeded generator: the same sequence of requests gets the same faults; concurrent requests
+        may take the draws in another order); otherwise the next rule is tried and ``times`` is not used up.
         ``label`` names the rule in ``faults_injected()`` (default: the fault's kind).
         """
         if times is not None and times < 1:
