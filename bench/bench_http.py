@@ -21,10 +21,10 @@ sides alike and the ratio stays meaningful. Three servers run side by side, each
    ``Mcp-Session-Id``; the server's RSS and PSS (``/proc/<pid>/smaps_rollup``) before and after,
    per conversation; then once more after each conversation has made one tool call.
 
-    python bench/bench_http.py            # the full run (3-5 minutes on 2 cores)
-    python bench/bench_http.py --quick    # a small run (under a minute)
+    python -m bench.bench_http            # the full run (3-5 minutes on 2 cores)
+    python -m bench.bench_http --quick    # a smoke run of every step (seconds; the test suite runs it)
 
-Results are printed (with a table for the README) and written as JSON to bench/results/.
+The result is written as JSON to bench/results/ before it is printed.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +47,19 @@ import anyio
 import httpx
 from anyio.abc import Process
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the tests package (the fake's key) importable
+from bench.common import (
+    REPO_ROOT,
+    bench_arguments,
+    describe_machine,
+    fake_api,
+    new_result,
+    percentile,
+    shown,
+    stop,
+    write_result,
+)
+from tests.fake_chaser import DEFAULT_KEY
 
-from common import describe_machine, fake_api, stop  # noqa: E402 - bench/ is on sys.path when run as a script
-
-from tests.fake_chaser import DEFAULT_KEY  # noqa: E402
-
-SELF = Path(__file__).resolve()
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
 THROUGHPUT_TARGET_RATIO = 0.8
 SERVERS = ("chaser_mcp", "bare", "bare_api")
 ERAS = ("legacy", "auto")
@@ -127,19 +130,26 @@ class Plan:
     clients: int
     calls: int
     idle_conversations: int
+    warm_up: bool  # an untimed pass over every server and era first
+    settle_s: float  # pause before each memory reading
 
 
-FULL = Plan(rounds=5, min_rounds=2, budget_s=180, clients=50, calls=20, idle_conversations=100)
-QUICK = Plan(rounds=1, min_rounds=1, budget_s=60, clients=20, calls=10, idle_conversations=30)
+FULL = Plan(
+    rounds=5,
+    min_rounds=2,
+    budget_s=180,
+    clients=50,
+    calls=20,
+    idle_conversations=100,
+    warm_up=True,
+    settle_s=1.0,
+)
+QUICK = Plan(
+    rounds=1, min_rounds=1, budget_s=60, clients=4, calls=3, idle_conversations=5, warm_up=False, settle_s=0.2
+)
 
 
-# -- statistics and /proc -----------------------------------------------------------------------------
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+# -- /proc --------------------------------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
@@ -234,7 +244,7 @@ async def idle_worker(args: argparse.Namespace) -> dict[str, Any]:
     from mcp import Client
 
     arguments: dict[str, Any] = json.loads(args.arguments)
-    settle = 1.0
+    settle = args.settle
     # Warm-up: the first conversation pays for lazy imports and first-use caches, not per conversation.
     for _ in range(2):
         async with Client(args.url, mode="legacy") as warm:
@@ -335,7 +345,7 @@ async def server(name: str, api_url: str, session_id: str, tmp: Path) -> AsyncIt
 
 async def worker(kind: str, target: RunningServer, **options: Any) -> dict[str, Any]:
     command = [
-        *(sys.executable, str(SELF), "--worker", kind),
+        *(sys.executable, "-m", "bench.bench_http", "--worker", kind),
         *("--url", target.url, "--server-pid", str(target.pid)),
         *("--tool", target.tool, "--arguments", json.dumps(target.arguments)),
     ]
@@ -363,7 +373,7 @@ async def bench_throughput(plan: Plan, tmp: Path) -> dict[str, Any]:
         }
         # An untimed pass first: a fresh process pays for lazy imports, first-use caches and growing
         # its API connection pool, and only the first server of the first round would be charged.
-        for era in ERAS:
+        for era in ERAS if plan.warm_up else ():
             for name in SERVERS:
                 print(f"... warm-up {era:<6} {name}", file=sys.stderr, flush=True)
                 await worker(
@@ -456,7 +466,9 @@ async def bench_memory(plan: Plan, tmp: Path) -> dict[str, Any]:
         for name in ("chaser_mcp", "bare"):  # fresh processes: a heap grown by the load run would hide growth
             print(f"... memory {name}", file=sys.stderr, flush=True)
             async with server(name, api_url, session_id, tmp) as target:
-                run = await worker("idle", target, conversations=plan.idle_conversations)
+                run = await worker(
+                    "idle", target, conversations=plan.idle_conversations, settle=plan.settle_s
+                )
             n = run["conversations"]
             kib = run["kib"]
             results[name] = {
@@ -575,29 +587,19 @@ def report(result: dict[str, Any], command: str) -> None:
 
 
 async def run(plan: Plan, quick: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "benchmark": "bench_http",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": quick,
-        "machine": machine(),
-        "plan": asdict(plan),
-    }
-    started = time.perf_counter()
+    result = new_result("bench_http", quick=quick, machine=machine())
+    result["plan"] = asdict(plan)
     with tempfile.TemporaryDirectory() as tmp:
         result["throughput"] = await bench_throughput(plan, Path(tmp))
         result["memory"] = await bench_memory(plan, Path(tmp))
-    result["runtime_s"] = time.perf_counter() - started
-    result["load_average_at_end"] = os.getloadavg()
+    result["meets_targets"] = all(result["throughput"]["ratios"][era]["meets_target"] for era in ERAS)
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="a small run (under a minute)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")
-    # The workers: this same script, started by the run as separate processes.
+    """Exit 0 when the run completed (the verdicts are in the result), 1 when it crashed."""
+    parser = bench_arguments(__doc__, quick_help="a smoke run of every step (seconds)")
+    # The workers: this same module, started by the run as separate processes.
     parser.add_argument("--worker", choices=("load", "idle"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
@@ -608,20 +610,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--conversations", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--settle", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return run_worker(args)
-    plan = QUICK if args.quick else FULL
-    result = anyio.run(run, plan, args.quick)
-    command = "python bench/bench_http.py" + (" --quick" if args.quick else "")
-    report(result, command)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"bench_http-{stamp}{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    result = anyio.run(run, QUICK if args.quick else FULL, args.quick)
+    path = write_result(result, args.out)
+    report(result, result["command"])
+    print(f"\nwritten: {shown(path)}")
     print(f"runtime: {result['runtime_s']:.0f} s")
-    return 0 if all(result["throughput"]["ratios"][era]["meets_target"] for era in ERAS) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,31 +1,32 @@
 """Measure the local backend on this machine: create->ready, navigate, screenshots, memory, delete.
 
-    python bench/bench_local.py [--rounds 5] [--sessions 3]
+    python -m bench.bench_local [--rounds 5] [--sessions 3]
+    python -m bench.bench_local --quick      # one round, one session (seconds; the test suite runs it)
 
 Everything goes through the same paths a user's requests take (ChaserClient against
 the local API on loopback, browsing.navigate over the session's cdp_url), except the
 JPEG screenshot, which the API does not offer and is taken from the session's browser
-directly. Prints medians (and min-max) plus the machine it ran on.
+directly. The result (medians, min-max, the machine) is written as JSON to bench/results/ before
+it is printed.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import http.server
-import os
-import platform
 import statistics
-import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from bench.common import bench_arguments, command_output, describe_machine, new_result, shown, write_result
 from chaser_mcp.api import ChaserClient, Session
 from chaser_mcp.browsing import navigate
 from chaser_mcp.local import running_local_api
@@ -87,28 +88,22 @@ def pss_mib(pids: list[int]) -> float:
     return total_kib / 1024
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    memory = ""
-    try:
-        with open("/proc/meminfo") as handle:
-            kib = int(next(line.split()[1] for line in handle if line.startswith("MemTotal")))
-            memory = f", {kib / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, StopIteration):
-        pass
-    chromium = find_chromium()
-    version = subprocess.run(
-        [chromium, "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return (
-        f"{platform.platform()}; {cpu} x{os.cpu_count()}{memory}; {version}; "
-        f"Python {platform.python_version()}"
-    )
+@dataclass(frozen=True)
+class Plan:
+    rounds: int  # sessions created one after another
+    sessions: int  # sessions open at once for the memory figure (1: skipped)
+    screenshots: int  # timed screenshots of each kind per round
+    settle_s: float  # pause before a memory reading
+
+
+FULL = Plan(rounds=5, sessions=3, screenshots=3, settle_s=2.0)
+QUICK = Plan(rounds=1, sessions=1, screenshots=1, settle_s=0.2)
+
+
+def machine() -> dict[str, Any]:
+    info = describe_machine()
+    info["chromium"] = command_output([find_chromium(), "--version"])
+    return info
 
 
 async def timed(action: Callable[[], Awaitable[T]]) -> tuple[float, T]:
@@ -125,28 +120,31 @@ async def wait_ready(client: ChaserClient, session_id: str) -> Session:
         await asyncio.sleep(0.005)
 
 
-def summary(name: str, values: list[float], unit: str = "ms") -> str:
-    if not values:
-        return f"{name:<34} n/a"
+def unit_of(name: str) -> str:
+    return "KiB" if "size" in name else "MiB" if name.startswith("PSS") else "ms"
+
+
+def summary(name: str, values: dict[str, Any]) -> str:
     return (
-        f"{name:<34} median {statistics.median(values):8.1f} {unit}"
-        f"   (min {min(values):.1f}, max {max(values):.1f}, n={len(values)})"
+        f"{name:<40} median {values['median']:8.1f} {values['unit']}"
+        f"   (min {values['min']:.1f}, max {values['max']:.1f}, n={values['n']})"
     )
 
 
-async def run(rounds: int, sessions: int) -> None:
-    results: dict[str, list[float]] = {}
+async def run(plan: Plan, quick: bool) -> dict[str, Any]:
+    result = new_result("bench_local", quick=quick, machine=machine())
+    result["plan"] = asdict(plan)
+    samples: dict[str, list[float]] = {}
 
     def record(name: str, value: float) -> None:
-        results.setdefault(name, []).append(value)
+        samples.setdefault(name, []).append(value)
 
-    print(f"machine: {machine()}")
     with serve_page() as url, tempfile.TemporaryDirectory(prefix="clb-", dir="/tmp") as base:
         async with (
-            running_local_api(base_dir=Path(base), max_sessions=max(sessions, 1)) as server,
+            running_local_api(base_dir=Path(base), max_sessions=max(plan.sessions, 1)) as server,
             ChaserClient("bench", base_url=server.base_url) as client,
         ):
-            for _ in range(rounds):
+            for _ in range(plan.rounds):
                 started = time.perf_counter()
                 created = await client.create_session(ttl_seconds=300)
                 record("POST /v1/sessions (201)", (time.perf_counter() - started) * 1000)
@@ -160,7 +158,7 @@ async def run(rounds: int, sessions: int) -> None:
                 browser = server.backend.get(session.id).browser
                 assert browser is not None
                 await client.screenshot(session.id)  # warm-up
-                for _ in range(3):
+                for _ in range(plan.screenshots):
                     ms, png = await timed(functools.partial(client.screenshot, session.id))
                     record("screenshot PNG via API 1082x2402", ms)
                     ms, jpeg = await timed(
@@ -169,14 +167,14 @@ async def run(rounds: int, sessions: int) -> None:
                     record("screenshot JPEG q80 direct", ms)
                 record("PNG size", len(png) / 1024)
                 record("JPEG size", len(jpeg) / 1024)
-                await asyncio.sleep(2)  # let the renderer settle before measuring memory
+                await asyncio.sleep(plan.settle_s)  # let the renderer settle before measuring memory
                 record("PSS, one session (page loaded)", pss_mib(group_pids(browser.process.pid)))
                 ms, _ = await timed(functools.partial(client.delete_session, session.id))
                 record("DELETE (browser fully gone)", ms)
 
-            if sessions > 1:
+            if plan.sessions > 1:
                 ids = []
-                for _ in range(sessions):
+                for _ in range(plan.sessions):
                     created = await client.create_session(ttl_seconds=300)
                     ids.append(created.id)
                 pids: list[int] = []
@@ -184,29 +182,58 @@ async def run(rounds: int, sessions: int) -> None:
                     ready = await wait_ready(client, session_id)
                     assert ready.cdp_url is not None
                     await navigate(ready.cdp_url, url)
-                await asyncio.sleep(3)
+                await asyncio.sleep(plan.settle_s * 1.5)
                 for session_id in ids:
                     browser = server.backend.get(session_id).browser
                     assert browser is not None
                     pids.extend(group_pids(browser.process.pid))
                 total = pss_mib(pids)
-                record(f"PSS, {sessions} sessions at once (total)", total)
-                record(f"PSS, {sessions} sessions at once (each)", total / sessions)
+                record("PSS, sessions at once (total)", total)
+                record("PSS, sessions at once (each)", total / plan.sessions)
                 for session_id in ids:
                     await client.delete_session(session_id)
 
-    for name, values in results.items():
-        unit = "KiB" if "size" in name else "MiB" if name.startswith("PSS") else "ms"
-        print(summary(name, values, unit))
+    result["steps"] = {
+        name: {
+            "median": statistics.median(values),
+            "min": min(values),
+            "max": max(values),
+            "n": len(values),
+            "unit": unit_of(name),
+        }
+        for name, values in samples.items()
+    }
+    return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="sessions created one after another")
-    parser.add_argument("--sessions", type=int, default=3, help="sessions open at once for the memory figure")
-    args = parser.parse_args()
-    asyncio.run(run(args.rounds, args.sessions))
+def report(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(
+        f"machine: {m['platform']}; {m['cpu']} x{m['cores']}, {m['memory_gib']} GiB RAM; {m['chromium']}; "
+        f"Python {m['python']}; load {m['load_average']}"
+    )
+    for name, values in result["steps"].items():
+        print(summary(name, values))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bench_arguments(__doc__, quick_help="one round, one session (seconds)")
+    parser.add_argument("--rounds", type=int, help=f"sessions created one after another ({FULL.rounds})")
+    parser.add_argument("--sessions", type=int, help=f"sessions open at once for memory ({FULL.sessions})")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    plan = Plan(
+        rounds=args.rounds or plan.rounds,
+        sessions=args.sessions or plan.sessions,
+        screenshots=plan.screenshots,
+        settle_s=plan.settle_s,
+    )
+    result = asyncio.run(run(plan, args.quick))
+    path = write_result(result, args.out)
+    report(result)
+    print(f"\nwritten: {shown(path)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,16 +13,14 @@ slows both sides alike and the ratio stays meaningful:
 
 The fake API runs as its own process so it never shares the GIL with the client being timed.
 
-    python bench/bench_stdio.py            # the full run (about 75 s on a quiet 2-core machine)
-    python bench/bench_stdio.py --quick    # fewer repetitions (about 30 s)
+    python -m bench.bench_stdio            # the full run (about 75 s on a quiet 2-core machine)
+    python -m bench.bench_stdio --quick    # a smoke run of every step (seconds; the test suite runs it)
 
-Results are printed and written as JSON to bench/results/ (not committed).
+The result is written as JSON to bench/results/ (not committed) before it is printed.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import statistics
 import sys
@@ -30,26 +28,28 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))  # run as a script: make the tests package (the fake, the pipes) importable
+from bench.common import (
+    REPO_ROOT,
+    bench_arguments,
+    describe_machine,
+    fake_api,
+    new_result,
+    percentile,
+    shown,
+    write_result,
+)
+from tests.fake_chaser import DEFAULT_KEY
+from tests.stdio_process import SERVER_COMMAND, StdioServer, chaser_env, cleanup_summaries
 
-from common import describe_machine, fake_api  # noqa: E402 - bench/ is on sys.path when run as a script
-
-from tests.fake_chaser import DEFAULT_KEY  # noqa: E402
-from tests.stdio_process import SERVER_COMMAND, StdioServer, chaser_env, cleanup_summaries  # noqa: E402
-
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
 OVERHEAD_TARGET_MS = 2.0
 COLD_START_TARGET_RATIO = 1.2
 CLEANUP_TARGET_S = 1.0
-CLEANUP_SESSIONS = 50
 CLEANUP_LATENCY = 0.05
 # Must never load on a stdio start-up: Pillow (screenshots only), the HTTP transport, the local
 # browser backend and its websockets. uvicorn/starlette are not listed: mcp itself imports them.
@@ -86,19 +86,17 @@ class Repetitions:
     overhead_warmup: int
     cold_starts: int
     cleanups: int
+    cleanup_sessions: int
+    warm_up: bool = True  # one untimed cold start of each server first (warms the page cache)
 
 
-FULL = Repetitions(overhead_calls=500, overhead_warmup=50, cold_starts=21, cleanups=9)
-QUICK = Repetitions(overhead_calls=100, overhead_warmup=20, cold_starts=7, cleanups=3)
+FULL = Repetitions(overhead_calls=500, overhead_warmup=50, cold_starts=21, cleanups=9, cleanup_sessions=50)
+QUICK = Repetitions(
+    overhead_calls=20, overhead_warmup=5, cold_starts=1, cleanups=1, cleanup_sessions=10, warm_up=False
+)
 
 
 # -- statistics -------------------------------------------------------------------------------------
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def describe(samples: Sequence[float]) -> dict[str, float]:
@@ -286,7 +284,7 @@ async def bench_cold_start(reps: Repetitions) -> dict[str, Any]:
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         async with fake_api() as fake:
             url = fake.url
-            for name, command in commands.items():  # warm the page cache for each, untimed
+            for name, command in commands.items() if reps.warm_up else ():  # warm each, untimed
                 await spawn_to_tools_list(command, url, envs.get(name))
             for i in range(reps.cold_starts):
                 names = list(commands)
@@ -371,11 +369,11 @@ async def bench_cleanup(reps: Repetitions) -> dict[str, Any]:
                 for i in range(reps.cleanups):
                     # The reference: the same server owning nothing, so the rest is the cost of the deletes.
                     if i % 2 == 0:
-                        run = await stdin_close_to_exit(url, CLEANUP_SESSIONS, env)
+                        run = await stdin_close_to_exit(url, reps.cleanup_sessions, env)
                         floor.append((await stdin_close_to_exit(url, 0, env))["exit_s"])
                     else:
                         floor.append((await stdin_close_to_exit(url, 0, env))["exit_s"])
-                        run = await stdin_close_to_exit(url, CLEANUP_SESSIONS, env)
+                        run = await stdin_close_to_exit(url, reps.cleanup_sessions, env)
                     runs.append(run)
                     api_deletes.append(await deleted_by_client(http, run["ids"]))
                 exit_s = [r["exit_s"] for r in runs]
@@ -390,12 +388,12 @@ async def bench_cleanup(reps: Repetitions) -> dict[str, Any]:
                     "logged_failed": [r["logged_failed"] for r in runs],
                     "api_deletes_seen": api_deletes,
                     "meets_target": median_exit < CLEANUP_TARGET_S
-                    and all(n == CLEANUP_SESSIONS for n in api_deletes),
+                    and all(n == reps.cleanup_sessions for n in api_deletes),
                 }
     return {
-        "sessions": CLEANUP_SESSIONS,
+        "sessions": reps.cleanup_sessions,
         "api_latency_s": CLEANUP_LATENCY,
-        "sequential_lower_bound_s": CLEANUP_SESSIONS * CLEANUP_LATENCY,
+        "sequential_lower_bound_s": reps.cleanup_sessions * CLEANUP_LATENCY,
         **results,
         "meets_target": all(results[v]["meets_target"] for v in results),
     }
@@ -457,38 +455,29 @@ def report(result: dict[str, Any]) -> None:
 
 
 async def run(reps: Repetitions, quick: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "benchmark": "bench_stdio",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": quick,
-        "machine": machine(),
-        "repetitions": asdict(reps),
-    }
+    result = new_result("bench_stdio", quick=quick, machine=machine())
+    result["repetitions"] = asdict(reps)
     for name, bench in (("overhead", bench_overhead), ("cold_start", bench_cold_start)):
         print(f"... {name}", file=sys.stderr, flush=True)
         result[name] = await bench(reps)
     print("... cleanup", file=sys.stderr, flush=True)
     result["cleanup"] = await bench_cleanup(reps)
+    result["meets_targets"] = (
+        all(result["overhead"][m]["meets_target"] for m in result["overhead"])
+        and result["cold_start"]["meets_target"]
+        and result["cleanup"]["meets_target"]
+    )
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 30 s)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")
-    args = parser.parse_args(argv)
-    reps = QUICK if args.quick else FULL
-    result = anyio.run(run, reps, args.quick)
+    """Exit 0 when the run completed (the verdicts are in the result), 1 when it crashed."""
+    args = bench_arguments(__doc__, quick_help="a smoke run of every step (seconds)").parse_args(argv)
+    result = anyio.run(run, QUICK if args.quick else FULL, args.quick)
+    path = write_result(result, args.out)
     report(result)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"bench_stdio-{stamp}{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
-    ok = all(result["overhead"][m]["meets_target"] for m in result["overhead"])
-    return 0 if ok and result["cold_start"]["meets_target"] and result["cleanup"]["meets_target"] else 1
+    print(f"\nwritten: {shown(path)}")
+    return 0
 
 
 if __name__ == "__main__":

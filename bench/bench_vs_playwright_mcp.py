@@ -16,23 +16,25 @@ Measured, interleaved round by round (who goes first alternates) so machine nois
    navigate; Playwright MCP launches its browser on the first navigate), and the exact size in bytes of
    each server's tools/list answer on the wire.
 
-Playwright MCP is not a dependency of this project. Install it once, outside the repo; no browser is
+Playwright MCP is not a dependency of this project. ``--install-reference`` (which ``bash scripts/test``
+runs) installs the pinned version with npm into a cache directory outside the repo, once; no browser is
 downloaded, it is pointed at Debian's Chromium::
 
-    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix /tmp/pwmcp @playwright/mcp@latest
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix ~/.cache/chaser-mcp/playwright-mcp-0.0.83 \
+        @playwright/mcp@0.0.83
 
-Run (about 2-3 minutes on 2 cores)::
+Run (about 2-3 minutes on 2 cores; ``--quick``: one round, seconds)::
 
-    /work/venv/bin/python bench/bench_vs_playwright_mcp.py [--rounds 30] [--cold-starts 7]
-        [--playwright-mcp-dir /tmp/pwmcp]
+    python -m bench.bench_vs_playwright_mcp [--rounds 30] [--cold-starts 7] [--playwright-mcp-dir DIR]
 
-Without Playwright MCP in --playwright-mcp-dir, the script prints the install command, measures the
-chaser side alone and exits 0. Results are printed and written as JSON to bench/results/ (not committed).
+Without Playwright MCP in --playwright-mcp-dir (default: the cache directory above, or
+``$CHASER_BENCH_PLAYWRIGHT_MCP_DIR``), the script says so with the install command, measures the chaser
+side alone, records why in the result, and exits 0. The result is written as JSON to bench/results/
+(not committed) before it is printed.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import io
@@ -47,7 +49,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,17 +59,29 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, ImageContent, TextContent
 from PIL import Image
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-sys.path.insert(0, str(BENCH_DIR))  # run as a script: reuse bench_local's page and its server
+from bench.bench_local import PAGE, serve_page
+from bench.common import (
+    bench_arguments,
+    command_output,
+    describe_machine,
+    new_result,
+    percentile,
+    shown,
+    write_result,
+)
 
-from bench_local import PAGE, serve_page  # noqa: E402
-from common import describe_machine  # noqa: E402 - bench/ is on sys.path when run as a script
-
-RESULTS_DIR = BENCH_DIR / "results"
 CHROMIUM = "/usr/lib/chromium/chromium"
-DEFAULT_PLAYWRIGHT_MCP_DIR = Path("/tmp/pwmcp")
-INSTALL_COMMAND = "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix {dir} @playwright/mcp@latest"
+PLAYWRIGHT_MCP_VERSION = "0.0.83"  # the version the README's ratios were measured against
+DEFAULT_PLAYWRIGHT_MCP_DIR = Path(
+    os.environ.get("CHASER_BENCH_PLAYWRIGHT_MCP_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "chaser-mcp"
+    / f"playwright-mcp-{PLAYWRIGHT_MCP_VERSION}"
+)
+INSTALL_COMMAND = (
+    "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix {dir} "
+    f"@playwright/mcp@{PLAYWRIGHT_MCP_VERSION}"
+)
 PLAYWRIGHT_DEVICE = "Pixel 7"
 VIEWPORT = "412x915"  # CSS px; chaser-mcp's local Pixel 7 (DPR 2.625 on both sides)
 HANDSHAKE_VERSION = "2025-11-25"
@@ -122,11 +135,6 @@ NOTES = [
 # -- statistics -------------------------------------------------------------------------------------
 
 
-def percentile(samples: Sequence[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def describe(samples: Sequence[float]) -> dict[str, float]:
     return {
         "n": len(samples),
@@ -138,14 +146,6 @@ def describe(samples: Sequence[float]) -> dict[str, float]:
 
 
 # -- the machine ------------------------------------------------------------------------------------
-
-
-def command_output(command: Sequence[str]) -> str:
-    try:
-        done = subprocess.run(list(command), capture_output=True, text=True, timeout=15, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unavailable ({exc})"
-    return done.stdout.strip() or done.stderr.strip()
 
 
 def package_version(package_json: Path) -> str | None:
@@ -425,8 +425,10 @@ async def cold_start(spec: ServerSpec, url: str, logdir: Path) -> dict[str, floa
     }
 
 
-async def bench_cold(specs: Sequence[ServerSpec], url: str, repeats: int, logdir: Path) -> dict[str, Any]:
-    for spec in specs:  # warm the page cache and Node's compile cache, untimed
+async def bench_cold(
+    specs: Sequence[ServerSpec], url: str, repeats: int, logdir: Path, *, warm_up: bool = True
+) -> dict[str, Any]:
+    for spec in specs if warm_up else ():  # warm the page cache and Node's compile cache, untimed
         await cold_start(spec, url, logdir)
     samples: dict[str, dict[str, list[float]]] = {spec.name: {} for spec in specs}
     for i in range(repeats):
@@ -535,13 +537,14 @@ def ratios(warm: dict[str, Any], cold: dict[str, Any]) -> list[dict[str, Any]]:
 def report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), {m['platform']}")
-    print(f"         Python {m['python']}, {m['chromium']}, mcp SDK {m['mcp_sdk']}")
+    print(f"         Python {m['python']}, {m['chromium']}, mcp SDK {m['mcp']}")
     print(f"         chaser-mcp {m['chaser_mcp']}", end="")
-    if "playwright_mcp" in m:
+    reference = result["playwright_mcp"]
+    if reference["measured"]:
         core, node = m["playwright_core"], m["node"]
         print(f", @playwright/mcp {m['playwright_mcp']} (playwright-core {core}), node {node}")
     else:
-        print(", Playwright MCP not installed (chaser side only)")
+        print(f", Playwright MCP not measured: {reference['reason']} (chaser side only)")
     print(f"page: {result['page']}; viewport {result['viewport']}")
     print()
     print(f"warm calls (median / p90 of {result['rounds']} interleaved rounds) and what each returns:")
@@ -571,37 +574,44 @@ def report(result: dict[str, Any]) -> None:
         print(f"note: {note}")
 
 
-async def run(args: argparse.Namespace, playwright_dir: Path | None) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "benchmark": "bench_vs_playwright_mcp",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(playwright_dir),
-        "page": f"bench_local card page ({len(PAGE.encode())} B HTML), 127.0.0.1",
-        "viewport": f"{VIEWPORT} CSS px at DPR 2.625 on both (Playwright MCP: --device "
-        f'"{PLAYWRIGHT_DEVICE}" --viewport-size {VIEWPORT})',
-        "notes": NOTES,
-        "rounds": args.rounds,
-        "cold_starts": args.cold_starts,
-    }
+async def run(
+    rounds: int, cold_starts: int, playwright: tuple[Path | None, str], quick: bool
+) -> dict[str, Any]:
+    playwright_dir, reason = playwright
+    result = new_result("bench_vs_playwright_mcp", quick=quick, machine=machine(playwright_dir))
+    result.update(
+        {
+            "playwright_mcp": {"measured": playwright_dir is not None, "reason": reason},
+            "page": f"bench_local card page ({len(PAGE.encode())} B HTML), 127.0.0.1",
+            "viewport": f"{VIEWPORT} CSS px at DPR 2.625 on both (Playwright MCP: --device "
+            f'"{PLAYWRIGHT_DEVICE}" --viewport-size {VIEWPORT})',
+            "notes": NOTES,
+            "rounds": rounds,
+            "cold_starts": cold_starts,
+        }
+    )
     with tempfile.TemporaryDirectory(prefix="bench-vs-pw-") as tmp, serve_page() as url:
         workdir = Path(tmp)
         specs = [chaser_spec(workdir)]
         if playwright_dir is not None:
             specs.append(playwright_spec(playwright_dir, workdir))
-        result["commands"] = {spec.name: spec.command for spec in specs}
+        result["commands"] = {  # as a reader would type them
+            spec.name: ["python" if part == sys.executable else part for part in spec.command]
+            for spec in specs
+        }
         print("... tools/list sizes", file=sys.stderr, flush=True)
         result["tools_list"] = {spec.name: await tools_list_on_the_wire(spec) for spec in specs}
         print("... warm navigate + screenshot", file=sys.stderr, flush=True)
-        result["warm"] = await bench_warm(specs, url, args.rounds, workdir)
+        result["warm"] = await bench_warm(specs, url, rounds, workdir)
         print("... cold starts", file=sys.stderr, flush=True)
-        result["cold"] = await bench_cold(specs, url, args.cold_starts, workdir)
+        result["cold"] = await bench_cold(specs, url, cold_starts, workdir, warm_up=not quick)
     result["ratios"] = ratios(result["warm"], result["cold"])
-    result["load_average_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return result
 
 
-def find_playwright_mcp(playwright_dir: Path) -> Path | None:
-    """The directory if Playwright MCP and node are there; otherwise say how to install and skip it."""
+def find_playwright_mcp(playwright_dir: Path) -> tuple[Path | None, str]:
+    """(the directory, "") if Playwright MCP and node are there; otherwise (None, why), having said
+    how to install it."""
     if not playwright_cli(playwright_dir).is_file():
         print(
             f"Playwright MCP is not installed in {playwright_dir}: skipping the Playwright MCP side.\n"
@@ -609,38 +619,70 @@ def find_playwright_mcp(playwright_dir: Path) -> Path | None:
             f"    {INSTALL_COMMAND.format(dir=playwright_dir)}",
             file=sys.stderr,
         )
-        return None
+        return None, f"not installed in {playwright_dir}"
     if shutil.which("node") is None:
         print("node is not on PATH: skipping the Playwright MCP side.", file=sys.stderr)
-        return None
-    return playwright_dir
+        return None, "node is not on PATH"
+    return playwright_dir, ""
+
+
+def install_reference(playwright_dir: Path) -> int:
+    """Install the pinned Playwright MCP into ``playwright_dir`` unless it is there; without npm (or
+    when the install fails) say so and return 0: the bench then measures chaser-mcp alone."""
+    if playwright_cli(playwright_dir).is_file():
+        print(f"Playwright MCP is already installed in {playwright_dir}", file=sys.stderr)
+        return 0
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm not found: the Playwright MCP comparison will measure chaser-mcp alone", file=sys.stderr)
+        return 0
+    command = [npm, "install", "--prefix", str(playwright_dir), "--no-audit", "--no-fund"]
+    command.append(f"@playwright/mcp@{PLAYWRIGHT_MCP_VERSION}")
+    env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        print("npm install of Playwright MCP timed out: comparing without it", file=sys.stderr)
+        return 0
+    if done.returncode != 0 or not playwright_cli(playwright_dir).is_file():
+        print(
+            f"npm install of Playwright MCP failed: comparing without it\n{done.stderr[-2000:]}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"Playwright MCP {PLAYWRIGHT_MCP_VERSION} installed in {playwright_dir}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds of warm calls")
-    parser.add_argument("--cold-starts", type=int, default=7, help="cold starts per server")
+    """Exit 0 when the run completed (with or without the reference), 1 when it crashed."""
+    parser = bench_arguments(__doc__, quick_help="one round and one cold start each, no warm-up (seconds)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of warm calls (30; quick 1)")
+    parser.add_argument("--cold-starts", type=int, help="cold starts per server (7; quick 1)")
     parser.add_argument(
         "--playwright-mcp-dir",
         type=Path,
         default=DEFAULT_PLAYWRIGHT_MCP_DIR,
-        help="where @playwright/mcp is installed (its node_modules)",
+        help=f"where @playwright/mcp is installed (its node_modules; default {DEFAULT_PLAYWRIGHT_MCP_DIR})",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")
+    parser.add_argument(
+        "--install-reference",
+        action="store_true",
+        help="install the pinned Playwright MCP into --playwright-mcp-dir with npm (once) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.install_reference:
+        return install_reference(args.playwright_mcp_dir.resolve())
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: both servers need Debian's Chromium.", file=sys.stderr)
         return 1
-    playwright_dir = find_playwright_mcp(args.playwright_mcp_dir.resolve())
-    result = anyio.run(run, args, playwright_dir)
+    rounds = args.rounds or (1 if args.quick else 30)
+    cold_starts = args.cold_starts or (1 if args.quick else 7)
+    playwright = find_playwright_mcp(args.playwright_mcp_dir.resolve())
+    result = anyio.run(run, rounds, cold_starts, playwright, args.quick)
+    path = write_result(result, args.out)
     report(result)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"bench_vs_playwright_mcp-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    print(f"\nwritten: {shown(path)}")
     return 0
 
 

@@ -1,14 +1,24 @@
-"""What the benchmarks share: a description of the machine, and the fake API as its own process."""
+"""What the benchmarks share: a description of the machine, the result file, the fake API as its own
+process, and the statistics.
+
+Every bench writes its result (with the machine, the versions and the load average) *before* it prints
+anything, so a crash in reporting never loses a run; ``python -m bench`` collects them into one report.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -17,8 +27,11 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
+from tests.fake_chaser import DEFAULT_KEY
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAKE_KEY = "ck_test_fake_0123456789abcdef"  # tests.fake_chaser.DEFAULT_KEY
+RESULTS_DIR = REPO_ROOT / "bench" / "results"  # gitignored: one file per run
+FAKE_KEY = DEFAULT_KEY
 
 
 def cpu_model() -> str:
@@ -38,13 +51,28 @@ def installed(distribution: str) -> str | None:
         return None
 
 
+def memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def describe_machine(*distributions: str) -> dict[str, Any]:
-    """CPU, cores, load, Python, and the versions of ``distributions`` (plus mcp and chaser-mcp)."""
+    """CPU, cores, memory, load, Python, and the versions of ``distributions`` (plus mcp and chaser-mcp)."""
     info: dict[str, Any] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "memory_gib": memory_gib(),
+        "load_average": load_average(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
@@ -52,6 +80,80 @@ def describe_machine(*distributions: str) -> dict[str, Any]:
     for name in ("mcp", "chaser-mcp", *distributions):
         info[name.replace("-", "_")] = installed(name)
     return info
+
+
+def command_output(command: Sequence[str]) -> str:
+    """What a version command prints, or why it could not run (never raises)."""
+    try:
+        done = subprocess.run(list(command), capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unavailable ({exc})"
+    return done.stdout.strip() or done.stderr.strip()
+
+
+# -- the result file --------------------------------------------------------------------------------
+
+
+def bench_arguments(description: str | None, *, quick_help: str) -> argparse.ArgumentParser:
+    """The options every bench has: ``--quick`` (seconds, for the test suite) and ``--out``."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")
+    return parser
+
+
+def new_result(benchmark: str, *, quick: bool, machine: dict[str, Any]) -> dict[str, Any]:
+    """The envelope every result starts with; ``write_result`` completes it."""
+    return {
+        "benchmark": benchmark,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "command": " ".join(["python", "-m", f"bench.{benchmark}", *map(repo_relative, sys.argv[1:])]),
+        "machine": machine,
+        "_started": time.perf_counter(),
+    }
+
+
+def repo_relative(argument: str) -> str:
+    """A command-line argument as a reader can reuse it: paths inside the repository relative to it."""
+    path = Path(argument)
+    return (
+        str(path.relative_to(REPO_ROOT))
+        if path.is_absolute() and path.is_relative_to(REPO_ROOT)
+        else argument
+    )
+
+
+def write_result(result: dict[str, Any], out: Path) -> Path:
+    """Write ``result`` as JSON under ``out`` (with the load average at the end and the runtime) and
+    return the path. Called before anything is printed, so a crash in reporting never loses a run."""
+    started = result.pop("_started", None)
+    if started is not None:
+        result["runtime_s"] = round(time.perf_counter() - started, 1)
+    result["load_average_at_end"] = load_average()
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out / f"{result['benchmark']}-{stamp}{'-quick' if result['quick'] else ''}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+# -- statistics -------------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -77,14 +179,21 @@ class FakeAPI:
 
 
 @asynccontextmanager
-async def fake_api(*, latency: float = 0.0) -> AsyncIterator[FakeAPI]:
+async def fake_api(
+    *, latency: float = 0.0, keys: Sequence[str] = (FAKE_KEY,), extra: Sequence[str] = ()
+) -> AsyncIterator[FakeAPI]:
     """The loopback fake of the Chaser API as its own process, so it never shares the GIL with a
-    client being measured; sessions are ready at once and answer after ``latency`` seconds."""
+    client being measured; sessions are ready at once and answer after ``latency`` seconds.
+    ``extra``: more command-line options of ``tests/fake_chaser.py`` (e.g. a fault mix)."""
     command = [
-        *(sys.executable, str(REPO_ROOT / "tests" / "fake_chaser.py"), "--port", "0"),
-        *("--ready-delay", "0", "--latency", str(latency), "--key", FAKE_KEY),
+        *(sys.executable, "-m", "tests.fake_chaser", "--port", "0"),
+        *("--ready-delay", "0", "--latency", str(latency)),
+        *(arg for key in keys for arg in ("--key", key)),
+        *extra,
     ]
-    process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = await anyio.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO_ROOT
+    )
     try:
         assert process.stdout is not None
         with anyio.fail_after(20):

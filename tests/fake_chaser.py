@@ -9,9 +9,11 @@ connection must close without any HTTP answer, which an ASGI app cannot do.
 
 Use it in-process (``with FakeChaser() as fake: ... fake.url``) or as its own process::
 
-    python tests/fake_chaser.py --port 0 --ready-delay 0.2 --key ck_...
+    python -m tests.fake_chaser --port 0 --ready-delay 0.2 --key ck_... [--fault-rate 0.1 --fault-seed 7]
 
-which prints its URL on the first line of stdout and serves until SIGTERM or SIGINT.
+which prints its URL on the first line of stdout and serves until SIGTERM or SIGINT. ``--fault-rate``
+spreads that share of every request over the fault kinds of ``FAULT_KINDS`` (seeded, so a run can be
+repeated); ``GET /_fake/state`` (never faulted, never recorded) tells another process what happened.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import contextlib
 import io
 import json
 import os
+import random
 import re
 import secrets
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -49,6 +53,7 @@ PREVIEW_TOKEN_LIFETIME = timedelta(minutes=5)
 # is just an id that no session has, and ``..`` never climbs anywhere.
 _SESSIONS = re.compile(r"/v1/sessions")
 _SESSION = re.compile(r"/v1/sessions/(?P<id>[^/]+)")
+STATE_PATH = "/_fake/state"
 _SESSION_ACTION = re.compile(r"/v1/sessions/(?P<id>[^/]+)/(?P<action>screenshot|preview-token)")
 
 
@@ -60,12 +65,15 @@ class Status:
     """Answer with this status and body instead of doing anything (state is left untouched).
 
     ``body``: bytes as they are, str as text, a dict or list as JSON, None for an empty body.
+    ``after_effect=True`` performs the request first and sends this answer instead of its own (a
+    broken proxy mangling a real answer).
     """
 
     code: int
     body: bytes | str | dict[str, Any] | list[Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    after_effect: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,13 +98,42 @@ class Drop:
     """Close the connection without any HTTP response.
 
     ``after_effect=True`` performs the request first and then drops the answer: the case where a
-    client cannot know whether its request landed.
+    client cannot know whether its request landed. ``reset=True`` aborts the connection with a TCP
+    RST (connection reset by peer) instead of closing it in order.
     """
 
     after_effect: bool = False
+    reset: bool = False
 
 
 Fault = Status | Delay | Hang | Drop
+
+
+def fault_kinds(slow_seconds: float = 1.5) -> dict[str, Fault]:
+    """Every kind of fault a real API (or what stands between it and the client) answers with, by the
+    name the fault mix reports it under."""
+
+    def error(code: int, error_code: str, headers: Mapping[str, str] | None = None) -> Status:
+        body = {"error": {"code": error_code, "message": f"injected {code}"}}
+        return Status(code, body, headers or {})
+
+    return {
+        "429": error(429, "rate_limited", {"Retry-After": "1"}),
+        "500": error(500, "internal_error"),
+        "503": error(503, "unavailable"),
+        "reset": Drop(reset=True),
+        "reset_after_effect": Drop(after_effect=True, reset=True),
+        "drop": Drop(),
+        "drop_after_effect": Drop(after_effect=True),
+        "slow": Delay(slow_seconds),
+        # What a broken proxy can send: a success that says gzip and is not.
+        "malformed_gzip": Status(
+            200, b"this body is not gzip", {"Content-Encoding": "gzip"}, "application/json"
+        ),
+    }
+
+
+FAULT_KINDS = tuple(fault_kinds())
 
 
 @dataclass
@@ -105,6 +142,8 @@ class _Rule:
     method: str | None
     path: re.Pattern[str] | None
     remaining: int | None  # None: until clear_faults()
+    probability: float | None = None  # None: every matching request; else each one with this chance
+    label: str | None = None  # the name faults_injected() counts it under
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method != method:
@@ -242,6 +281,14 @@ class _Server(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
+    def shutdown_request(self, request: Any) -> None:
+        # A connection to reset must not be shut down in order first (that sends a FIN): closing
+        # it with SO_LINGER 0 sends the RST alone.
+        if self.fake._take_reset(request):
+            self.close_request(request)
+            return
+        super().shutdown_request(request)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -302,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         path, _, raw_query = self.path.partition("?")
+        if path == STATE_PATH and self.command == "GET":
+            return self._send(_json(200, fake.state()))  # the control view: no record, no fault
         headers = {name.lower(): value for name, value in self.headers.items()}
         record = fake._record(self.command, path, raw_query, body, headers, self.conn_id)
         fault = fake._take_fault(self.command, path)
@@ -309,20 +358,25 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.latency > 0 and fake._stopping.wait(fake.latency):
             return self._drop()
         if isinstance(fault, Status):
+            if fault.after_effect:
+                fake._dispatch_unanswered(record)
             return self._send(_fault_response(fault))
         if isinstance(fault, Delay) and fake._stopping.wait(fault.seconds):
             return self._drop()
         if isinstance(fault, Hang | Drop):
             if fault.after_effect:
-                fake._dispatch(record)
+                fake._dispatch_unanswered(record)
             if isinstance(fault, Hang):
                 fake._stopping.wait()
-            return self._drop()
+            return self._drop(reset=isinstance(fault, Drop) and fault.reset)
         self._send(fake._dispatch(record))
 
-    def _drop(self) -> None:
-        """Close the connection without writing a single byte of response."""
+    def _drop(self, *, reset: bool = False) -> None:
+        """Close the connection without writing a single byte of response (``reset``: with an RST)."""
         self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.server.fake._mark_reset(self.connection)
 
     def _send(self, response: _Response) -> None:
         self.send_response(response.status)
@@ -370,9 +424,11 @@ class FakeChaser:
         screenshot_noise: bool = False,
         port: int = 0,
         bound_socket: socket.socket | None = None,
+        seed: int | None = None,
     ) -> None:
         """``bound_socket``: a socket already bound (not listening) to serve on, so a test can hold a
-        port where connections are refused and start serving on it later, without any race."""
+        port where connections are refused and start serving on it later, without any race.
+        ``seed``: for the draws of probabilistic faults, so a fault mix can be repeated."""
         self.api_keys = frozenset(api_keys)
         self.ready_delay = ready_delay
         self.latency = latency
@@ -388,6 +444,11 @@ class FakeChaser:
         self._rules: list[_Rule] = []
         self._requests: list[RecordedRequest] = []
         self._deleted: list[str] = []
+        self._deleted_at: dict[str, float] = {}  # id -> time.time() of the DELETE that closed it
+        self._unanswered_creates: set[str] = set()  # created, but the 201 never reached the client
+        self._random = random.Random(seed)
+        self._injected: dict[str, dict[str, int]] = {}  # label -> method -> count
+        self._resets: set[socket.socket] = set()
         self._connections: set[socket.socket] = set()
         self._handler_threads: set[threading.Thread] = set()
         self._conn_counter = 0
@@ -458,15 +519,56 @@ class FakeChaser:
     # -- test controls ----------------------------------------------------------------------------
 
     def inject(
-        self, fault: Fault, *, method: str | None = None, path: str | None = None, times: int | None = 1
+        self,
+        fault: Fault,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int | None = 1,
+        probability: float | None = None,
+        label: str | None = None,
     ) -> None:
         """Queue ``fault`` for the next ``times`` requests (None: all of them) matching ``method`` and
-        ``path`` (a regex matched against the whole raw path). The first queued match wins."""
+        ``path`` (a regex matched against the whole raw path). The first queued match wins.
+
+        With ``probability``, a matching request gets the fault only with that chance (drawn from the
+        fake's seeded generator: the same sequence of requests gets the same faults; concurrent requests
+        may take the draws in another order); otherwise the next rule is tried and ``times`` is not used up.
+        ``label`` names the rule in ``faults_injected()`` (default: the fault's kind).
+        """
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for every matching request")
-        rule = _Rule(fault, method.upper() if method else None, re.compile(path) if path else None, times)
+        if probability is not None and not 0 < probability <= 1:
+            raise ValueError("probability must be above 0 and at most 1")
+        rule = _Rule(
+            fault,
+            method.upper() if method else None,
+            re.compile(path) if path else None,
+            times,
+            probability,
+            label or type(fault).__name__.lower(),
+        )
         with self._lock:
             self._rules.append(rule)
+
+    def inject_mix(
+        self, rate: float, kinds: Mapping[str, Fault], *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Give ``rate`` of the matching requests a fault, shared evenly among ``kinds`` (by name), for
+        as long as the fake runs (or until ``clear_faults``)."""
+        if not 0 < rate <= 1 or not kinds:
+            raise ValueError("rate must be above 0 and at most 1, with at least one kind")
+        share = rate / len(kinds)
+        for i, (name, fault) in enumerate(kinds.items()):
+            # Rules are tried in order, so rule i only sees what the i before it left: its chance
+            # given that is share / (1 - i * share), which makes every kind's overall share equal.
+            chance = min(1.0, share / (1 - i * share))
+            self.inject(fault, method=method, path=path, times=None, probability=chance, label=name)
+
+    def faults_injected(self) -> dict[str, dict[str, int]]:
+        """How many faults each rule (by label) gave, by request method."""
+        with self._lock:
+            return {label: dict(by_method) for label, by_method in self._injected.items()}
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -521,6 +623,28 @@ class FakeChaser:
         """Ids a DELETE request stopped (its 204 was produced, whether or not it was delivered)."""
         with self._lock:
             return list(self._deleted)
+
+    def state(self) -> dict[str, Any]:
+        """What another process needs to judge a run (``GET /_fake/state`` answers with this): every
+        session with its TTL, when a DELETE closed it (Unix time) and whether its create was answered;
+        the faults given by label and method; the requests seen by method."""
+        with self._lock:
+            now = self._now()
+            sessions = [
+                {
+                    "id": s.id,
+                    "status": self._status(s, now),
+                    "ttl_seconds": round((s.expires_at - s.created_at).total_seconds()),
+                    "deleted_at": self._deleted_at.get(s.id),
+                    "create_answered": s.id not in self._unanswered_creates,
+                }
+                for s in self._newest_first(self._sessions.values())
+            ]
+            injected = {label: dict(by_method) for label, by_method in self._injected.items()}
+            requests: dict[str, int] = {}
+            for r in self._requests:
+                requests[r.method] = requests.get(r.method, 0) + 1
+        return {"sessions": sessions, "faults": injected, "requests": requests}
 
     @property
     def sessions(self) -> list[dict[str, Any]]:
@@ -577,12 +701,35 @@ class FakeChaser:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(method, path):
+                    if rule.probability is not None and self._random.random() >= rule.probability:
+                        continue
                     if rule.remaining is not None:
                         rule.remaining -= 1
                         if rule.remaining <= 0:
                             self._rules.remove(rule)
+                    by_method = self._injected.setdefault(rule.label or "", {})
+                    by_method[method] = by_method.get(method, 0) + 1
                     return rule.fault
         return None
+
+    def _dispatch_unanswered(self, request: RecordedRequest) -> None:
+        """Perform a request whose own answer will never reach the client; a create made this way is
+        remembered as one whose id nobody learned."""
+        response = self._dispatch(request)
+        if request.method == "POST" and response.status == 201 and _SESSIONS.fullmatch(request.path):
+            with self._lock:
+                self._unanswered_creates.add(json.loads(response.body)["id"])
+
+    def _mark_reset(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._resets.add(conn)
+
+    def _take_reset(self, conn: socket.socket) -> bool:
+        with self._lock:
+            if conn in self._resets:
+                self._resets.discard(conn)
+                return True
+            return False
 
     def _now(self) -> datetime:
         return datetime.now(UTC) + self._clock_offset
@@ -703,6 +850,7 @@ class FakeChaser:
                 return _not_open(session_id)
             session.deleted_at = now
             self._deleted.append(session_id)
+            self._deleted_at[session_id] = time.time()
         return _Response(204)
 
     def _handle_screenshot(self, key: str, session_id: str) -> _Response:
@@ -829,7 +977,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", action="append", help="a valid API key (repeat for more workspaces)")
     parser.add_argument("--screenshot-size", default="412x915", help="WIDTHxHEIGHT")
     parser.add_argument("--screenshot-noise", action="store_true", help="random pixels: a large PNG")
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="share of requests that get a fault (e.g. 0.1)"
+    )
+    parser.add_argument("--fault-seed", type=int, help="seed for the fault draws (a repeatable run)")
+    parser.add_argument(
+        "--fault-kinds",
+        default=",".join(FAULT_KINDS),
+        help=f"comma-separated kinds to share the rate among (default: all of {', '.join(FAULT_KINDS)})",
+    )
+    parser.add_argument("--slow-seconds", type=float, default=1.5, help="how long a 'slow' answer waits")
     args = parser.parse_args(argv)
+    kinds = fault_kinds(args.slow_seconds)
+    chosen = [name.strip() for name in args.fault_kinds.split(",") if name.strip()]
+    if unknown := [name for name in chosen if name not in kinds]:
+        parser.error(f"unknown fault kind(s) {', '.join(unknown)}; choose from {', '.join(kinds)}")
     width, _, height = args.screenshot_size.partition("x")
 
     stop = threading.Event()
@@ -846,7 +1008,10 @@ def main(argv: list[str] | None = None) -> int:
         screenshot_size=(int(width), int(height)),
         screenshot_noise=args.screenshot_noise,
         port=args.port,
+        seed=args.fault_seed,
     )
+    if args.fault_rate > 0:
+        fake.inject_mix(args.fault_rate, {name: kinds[name] for name in chosen})
     with fake:
         print(fake.url, flush=True)
         while not stop.wait(0.5):

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.fake_chaser import DEFAULT_KEY, Delay, Drop, FakeChaser, Hang, Status
+from tests.fake_chaser import DEFAULT_KEY, FAULT_KINDS, Delay, Drop, FakeChaser, Hang, Status
 
 OTHER_KEY = "ck_test_fake_other_workspace_42"
 RFC3339_MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -532,3 +532,149 @@ def test_it_runs_as_its_own_process_and_exits_cleanly_on_sigterm() -> None:
             process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+# -- probabilistic faults and the fault mix (the fault soak's API) ----------------------------------
+
+
+def _statuses(fake: FakeChaser, n: int) -> list[int]:
+    with httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as api:
+        return [api.get("/v1/sessions").status_code for _ in range(n)]
+
+
+def test_a_probabilistic_fault_hits_about_its_share_and_repeats_with_the_same_seed() -> None:
+    runs = []
+    for _ in range(2):
+        with FakeChaser(seed=7) as fake:
+            fake.inject(Status(503), method="GET", times=None, probability=0.3)
+            runs.append(_statuses(fake, 200))
+
+    assert runs[0] == runs[1]
+    assert 30 <= runs[0].count(503) <= 90  # 60 expected; the bounds are far beyond chance
+    assert set(runs[0]) == {200, 503}
+
+
+def test_a_probabilistic_rule_that_does_not_fire_passes_to_the_next_rule_and_keeps_its_count() -> None:
+    with FakeChaser(seed=1) as fake:
+        fake.inject(Status(500), method="GET", times=1, probability=0.05)
+        fake.inject(Status(503), method="GET", times=None)
+        statuses = _statuses(fake, 100)
+
+    assert statuses.count(500) <= 1
+    assert statuses.count(503) == 100 - statuses.count(500)
+
+
+def test_a_fault_mix_shares_its_rate_evenly_and_counts_each_kind_by_method() -> None:
+    with FakeChaser(seed=3) as fake:
+        fake.inject_mix(0.6, {"a": Status(500), "b": Status(502), "c": Status(503)})
+        statuses = _statuses(fake, 600)
+        injected = fake.faults_injected()
+
+    assert {label: by_method["GET"] for label, by_method in injected.items()} == {
+        "a": statuses.count(500),
+        "b": statuses.count(502),
+        "c": statuses.count(503),
+    }
+    for code in (500, 502, 503):
+        assert 70 <= statuses.count(code) <= 170  # 120 each expected
+
+
+@pytest.mark.parametrize("probability", [0.0, 1.5])
+def test_a_probability_outside_0_to_1_is_refused(fake_chaser: FakeChaser, probability: float) -> None:
+    with pytest.raises(ValueError, match="probability"):
+        fake_chaser.inject(Status(500), probability=probability)
+
+
+def test_a_reset_aborts_the_connection_with_an_rst(fake_chaser: FakeChaser) -> None:
+    fake_chaser.inject(Drop(reset=True), method="GET")
+
+    with socket.create_connection(("127.0.0.1", fake_chaser.port), timeout=5) as raw:
+        raw.sendall(b"GET /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\r\n")
+        with pytest.raises(ConnectionResetError):
+            raw.recv(1024)
+
+
+def test_a_status_fault_after_effect_performs_the_request_and_mangles_its_answer(
+    api: httpx.Client, fake_chaser: FakeChaser
+) -> None:
+    session_id = fake_chaser.seed_session()
+    fake_chaser.inject(
+        Status(200, b"not gzip", {"Content-Encoding": "gzip"}, after_effect=True), method="DELETE"
+    )
+
+    with pytest.raises(httpx.DecodingError):
+        api.delete(f"/v1/sessions/{session_id}")
+
+    assert fake_chaser.deleted_ids() == [session_id]
+
+
+def test_the_state_tells_which_creates_were_never_answered_and_when_each_delete_landed(
+    api: httpx.Client, fake_chaser: FakeChaser
+) -> None:
+    fake_chaser.inject(Drop(after_effect=True), method="POST")
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.post("/v1/sessions", json={"ttl_seconds": 600})
+    answered = _create(api, ttl_seconds=900)
+    before = time.time()
+    assert api.delete(f"/v1/sessions/{answered}").status_code == 204
+
+    state = api.get("/_fake/state").json()
+
+    by_ttl = {s["ttl_seconds"]: s for s in state["sessions"]}
+    assert by_ttl[600]["create_answered"] is False and by_ttl[600]["status"] == "creating"
+    assert by_ttl[900]["create_answered"] is True and by_ttl[900]["status"] == "closed"
+    assert by_ttl[900]["deleted_at"] >= before and by_ttl[600]["deleted_at"] is None
+    assert state["faults"] == {"drop": {"POST": 1}}
+    assert state["requests"] == {"POST": 2, "DELETE": 1}
+
+
+def test_the_state_view_is_never_faulted_nor_recorded(api: httpx.Client, fake_chaser: FakeChaser) -> None:
+    fake_chaser.inject(Status(500), times=None)
+
+    response = api.get("/_fake/state")
+
+    assert response.status_code == 200
+    assert fake_chaser.requests == []
+
+
+def test_the_process_takes_a_seeded_fault_mix_from_its_command_line() -> None:
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tests.fake_chaser", "--port", "0"),
+            *("--fault-rate", "1", "--fault-kinds", "503", "--fault-seed", "5"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        headers = {"Authorization": f"Bearer {DEFAULT_KEY}"}
+        statuses = [httpx.get(f"{url}/v1/sessions", headers=headers, timeout=5).status_code for _ in range(3)]
+        state = httpx.get(f"{url}/_fake/state", timeout=5).json()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    assert statuses == [503, 503, 503]
+    assert state["faults"] == {"503": {"GET": 3}}
+
+
+def test_the_process_refuses_an_unknown_fault_kind_naming_the_known_ones() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fake_chaser", "--fault-rate", "0.1", "--fault-kinds", "500,teapot"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=30,
+    )
+
+    assert done.returncode == 2
+    assert "unknown fault kind(s) teapot" in done.stderr
+    assert all(kind in done.stderr for kind in FAULT_KINDS)

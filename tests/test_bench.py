@@ -1,0 +1,275 @@
+"""The benchmarks cannot rot: each runs in its quick mode as a real process, through the one command that
+runs them all, and the README's performance tables are exactly what the committed report generates.
+
+Only the shape of each result is checked (keys, types, counts), never a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.bench_vs_playwright_mcp import DEFAULT_PLAYWRIGHT_MCP_DIR, playwright_cli
+from bench.report import BEGIN, BENCHES, END, README_PATH, load_report, render, with_section
+from tests.fake_chaser import FAULT_KINDS
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_INSTALLED = playwright_cli(DEFAULT_PLAYWRIGHT_MCP_DIR).is_file()
+
+# The quick runs take a minute or two on a busy 2-core machine; no timing is asserted.
+pytestmark = pytest.mark.timeout(900)
+
+
+@dataclass(frozen=True)
+class QuickRun:
+    exit_code: int
+    output: str
+    report: dict[str, Any]
+
+    def bench(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.report["benches"][name]
+        assert "error" not in result, f"{name} failed: {result}\n{self.output[-4000:]}"
+        return result
+
+
+def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        check=False,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuickRun]:
+    """``python -m bench --quick`` once for the module: every bench, each its own process, one report.
+    Playwright MCP is compared where it is installed (``bash scripts/test`` installs it)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    reference = DEFAULT_PLAYWRIGHT_MCP_DIR if REFERENCE_INSTALLED else tmp / "no-playwright-mcp"
+    report_path = tmp / "report.json"
+    done = run_module(
+        *("bench", "--quick", "--out", str(tmp / "results"), "--report", str(report_path)),
+        *("--playwright-mcp-dir", str(reference)),
+    )
+    output = done.stdout + done.stderr
+    assert report_path.is_file(), output[-4000:]
+    yield QuickRun(done.returncode, output, json.loads(report_path.read_text()))
+
+
+# -- the one command ---------------------------------------------------------------------------------
+
+
+def test_one_command_runs_every_bench_into_one_report(quick_run: QuickRun) -> None:
+    assert quick_run.exit_code == 0, quick_run.output[-4000:]
+    assert list(quick_run.report["benches"]) == list(BENCHES)
+    assert quick_run.report["quick"] is True
+    assert set(quick_run.report["bench_runtime_s"]) == set(BENCHES)
+
+
+@pytest.mark.parametrize("name", list(BENCHES))
+def test_each_result_carries_the_machine_the_versions_and_the_load(quick_run: QuickRun, name: str) -> None:
+    result = quick_run.bench(name)
+
+    assert result["benchmark"] == BENCHES[name]
+    assert result["quick"] is True
+    machine = result["machine"]
+    assert {"cpu", "cores", "python", "mcp", "chaser_mcp", "memory_gib"} <= set(machine)
+    assert isinstance(machine["mcp"], str) and isinstance(machine["chaser_mcp"], str)
+    for load in (machine["load_average"], result["load_average_at_end"]):
+        assert isinstance(load, list) and len(load) == 3 and all(isinstance(v, float | int) for v in load)
+    assert isinstance(result["runtime_s"], float | int)
+
+
+def test_the_quick_report_renders_every_section(quick_run: QuickRun) -> None:
+    text = render(quick_run.report)
+
+    for module in BENCHES.values():
+        assert f"python -m bench.{module}" in text
+    assert "not in this report" not in text
+
+
+# -- each bench's result ---------------------------------------------------------------------------
+
+
+def test_stdio_measures_overhead_cold_start_and_cleanup(quick_run: QuickRun) -> None:
+    r = quick_run.bench("stdio")
+    reps = r["repetitions"]
+
+    assert set(r["overhead"]) == {"legacy", "auto"}
+    for mode in r["overhead"].values():
+        assert mode["mcp_s"]["n"] == mode["direct_s"]["n"] == reps["overhead_calls"]
+        assert isinstance(mode["meets_target"], bool)
+    for name in ("chaser_mcp", "chaser_mcp_journal_on", "bare_mcpserver"):
+        assert r["cold_start"][name]["wall_s"]["n"] == reps["cold_starts"]
+    assert isinstance(r["cold_start"]["startup_imports"]["unwanted_imported"], list)
+    for variant in ("journal_off", "journal_on"):
+        assert len(r["cleanup"][variant]["api_deletes_seen"]) == reps["cleanups"]
+    assert r["cleanup"]["sessions"] == reps["cleanup_sessions"]
+
+
+def test_http_measures_three_servers_in_both_eras_and_memory(quick_run: QuickRun) -> None:
+    r = quick_run.bench("http")
+    plan, throughput = r["plan"], r["throughput"]
+
+    for server in ("chaser_mcp", "bare", "bare_api"):
+        for era in ("legacy", "auto"):
+            measured = throughput["by_server"][server][era]
+            assert measured["calls"] == plan["clients"] * plan["calls"] * throughput["plan"]["rounds"]
+            assert {"calls_per_s", "p50_s", "p99_s", "server_cpu_ms_per_call"} <= set(measured)
+    assert set(throughput["ratios"]) == {"legacy", "auto"}
+    for server in ("chaser_mcp", "bare"):
+        assert r["memory"][server]["conversations"] == plan["idle_conversations"]
+        assert set(r["memory"][server]["kib"]) == {"before", "idle", "after_one_call", "closed"}
+
+
+def test_local_measures_every_step_of_a_session(quick_run: QuickRun) -> None:
+    r = quick_run.bench("local")
+
+    assert set(r["steps"]) == {
+        "POST /v1/sessions (201)",
+        "create -> ready",
+        "navigate (first, loopback page)",
+        "navigate (again)",
+        "screenshot PNG via API 1082x2402",
+        "screenshot JPEG q80 direct",
+        "PNG size",
+        "JPEG size",
+        "PSS, one session (page loaded)",
+        "DELETE (browser fully gone)",
+    }
+    assert r["steps"]["create -> ready"]["n"] == r["plan"]["rounds"]
+    assert (
+        r["steps"]["screenshot PNG via API 1082x2402"]["n"] == r["plan"]["rounds"] * r["plan"]["screenshots"]
+    )
+
+
+def test_the_fault_soak_accounts_for_every_call_fault_and_session(quick_run: QuickRun) -> None:
+    r = quick_run.bench("fault_soak")
+    plan, conversations, calls, outcome = r["plan"], r["conversations"], r["calls"], r["outcome"]
+
+    started = sum(conversations["started"].values()) + sum(conversations["not_started"].values())
+    assert started == plan["handshake"] + plan["stateless"]
+    assert calls["total"] == calls["ok"] + calls["tool_errors"] + calls["client_failures"]
+    assert sum(calls["by_tool"].values()) == calls["total"]
+    faults = outcome["faults_injected"]
+    assert set(faults) == {*FAULT_KINDS, "total"}
+    assert faults["total"] == sum(faults[kind] for kind in FAULT_KINDS)
+    assert sum(outcome["faults_by_method"].values()) == faults["total"]
+    for key in (
+        "sessions_created",
+        "persisted_created",
+        "persisted_kept",
+        "sessions_leaked",
+        "orphaned_unanswered",
+    ):
+        assert isinstance(outcome[key], int) and outcome[key] >= 0
+    assert len(outcome["leaked_ids"]) == min(outcome["sessions_leaked"], 20)
+    assert isinstance(r["after_end"]["server_exit_code"], int)
+
+
+@pytest.mark.skipif(
+    not REFERENCE_INSTALLED,
+    reason=f"Playwright MCP is not installed in {DEFAULT_PLAYWRIGHT_MCP_DIR} "
+    "(python -m bench.bench_vs_playwright_mcp --install-reference, or bash scripts/test)",
+)
+def test_with_playwright_mcp_installed_both_sides_are_compared(quick_run: QuickRun) -> None:
+    r = quick_run.bench("vs_playwright_mcp")
+
+    assert r["playwright_mcp"] == {"measured": True, "reason": ""}
+    assert set(r["warm"]) == set(r["cold"]) == set(r["tools_list"]) == {"chaser", "playwright"}
+    assert len(r["ratios"]) == 9
+    assert isinstance(r["machine"]["playwright_mcp"], str)
+    assert f"Playwright MCP {r['machine']['playwright_mcp']} (median)" in render(quick_run.report)
+
+
+def test_without_playwright_mcp_the_comparison_says_so_and_measures_chaser_alone(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    done = run_module(
+        *("bench.bench_vs_playwright_mcp", "--quick", "--out", str(tmp_path)),
+        *("--playwright-mcp-dir", str(empty)),
+    )
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"Playwright MCP is not installed in {empty}" in done.stderr
+    assert "npm install --prefix" in done.stderr
+    [written] = tmp_path.glob("bench_vs_playwright_mcp-*-quick.json")
+    result = json.loads(written.read_text())
+    assert result["playwright_mcp"] == {"measured": False, "reason": f"not installed in {empty}"}
+    assert set(result["warm"]) == set(result["cold"]) == set(result["tools_list"]) == {"chaser"}
+    assert result["ratios"] == []
+    assert "not measured in this report" in render({**_report_around("vs_playwright_mcp", result)})
+
+
+def test_installing_the_reference_without_npm_says_so_and_succeeds(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # no npm (and no node) on this PATH
+
+    done = run_module(
+        "bench.bench_vs_playwright_mcp", "--install-reference", "--playwright-mcp-dir", str(tmp_path), env=env
+    )
+
+    assert done.returncode == 0
+    assert "npm not found" in done.stderr
+    assert not (tmp_path / "node_modules").exists()
+
+
+def test_a_crash_while_printing_still_leaves_the_result_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.bench_local
+
+    def broken_report(result: dict[str, Any]) -> None:
+        raise KeyError("mcp_sdk")  # what the Playwright MCP comparison's report once died of
+
+    monkeypatch.setattr(bench.bench_local, "report", broken_report)
+
+    with pytest.raises(KeyError, match="mcp_sdk"):
+        bench.bench_local.main(["--quick", "--out", str(tmp_path)])
+
+    [written] = tmp_path.glob("bench_local-*-quick.json")
+    result = json.loads(written.read_text())
+    assert "create -> ready" in result["steps"]
+    assert isinstance(result["load_average_at_end"], list)
+
+
+def _report_around(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The committed report with one bench's result swapped in."""
+    report = load_report()
+    return {**report, "benches": {**report["benches"], name: result}}
+
+
+# -- the README ---------------------------------------------------------------------------------------
+
+
+def test_the_readme_tables_are_what_the_committed_report_generates() -> None:
+    readme = README_PATH.read_text()
+    assert readme.count(BEGIN) == 1 and readme.count(END) == 1
+
+    expected = with_section(readme, render(load_report()))
+
+    assert readme == expected, (
+        "README.md's performance tables differ from bench/report.json; regenerate them on purpose with "
+        "`python -m bench readme` (or rerun the benches: `python -m bench`)"
+    )
+
+
+def test_the_committed_report_is_a_full_run_of_every_bench() -> None:
+    report = load_report()
+
+    assert report["quick"] is False
+    assert list(report["benches"]) == list(BENCHES)
+    assert all("error" not in result for result in report["benches"].values())
+    assert all(result.get("quick") is False for result in report["benches"].values())
