@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from bench.common import bench_arguments, command_output, describe_machine, new_result, shown, write_result
 from chaser_mcp.api import ChaserClient, Session
-from chaser_mcp.browsing import navigate
+from chaser_mcp.browser.browsing import navigate
 from chaser_mcp.local import running_local_api
 from chaser_mcp.local.chromium import find_chromium, group_pids
 

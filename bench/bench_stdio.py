@@ -56,10 +56,10 @@ CLEANUP_LATENCY = 0.05
 UNWANTED_AT_STARTUP = (
     "PIL",
     "websockets",
-    "chaser_mcp.http",
+    "chaser_mcp.transports.http",
     "chaser_mcp.local",
-    "chaser_mcp.cdp",
-    "chaser_mcp.browsing",
+    "chaser_mcp.browser.cdp",
+    "chaser_mcp.browser.browsing",
     "chaser_mcp.images",
 )
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import __version__
+from .config import Settings, SettingsError
 from .conversations import Conversations
 from .server import ServerState, build_server, make_client
-from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from .journal import SessionJournal
+    from .store.journal import SessionJournal
 
 log = logging.getLogger("chaser_mcp")
 
@@ -140,7 +140,7 @@ def configure_logging(level: str) -> None:
 def open_journal(settings: Settings) -> SessionJournal | None:
     if not settings.journal_enabled:
         return None
-    from .journal import SessionJournal
+    from .store.journal import SessionJournal
 
     return SessionJournal(settings.journal_path)
 
@@ -179,18 +179,18 @@ async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[Non
         )
     async with anyio.create_task_group() as tg:
         if journal is not None:
-            from .journal import reap_periodically
+            from .store.journal import reap_periodically
 
             # Sessions left behind by a server that died without cleaning up (kill -9, OOM).
             tg.start_soon(
                 partial(reap_periodically, journal, state.clients_by_key_id, timeout=settings.cleanup_timeout)
             )
         if settings.transport == "stdio":
-            from .stdio import serve_stdio
+            from .transports.stdio import serve_stdio
 
             await serve_stdio(state, build_server(state))
         else:
-            from .http import serve_http
+            from .transports.http import serve_http
 
             await serve_http(state)
         tg.cancel_scope.cancel()

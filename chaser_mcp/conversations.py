@@ -8,7 +8,7 @@ API returns its id, before anything else can fail, and stays recorded after it i
 deleted, so a second delete never needs ``force`` and a failed delete is retried at
 cleanup. Ending a conversation deletes its open, non-persisted sessions
 concurrently, within a bounded time, and logs the outcome; whatever it could not
-delete becomes a pending delete (``deletes.py``), retried until it is gone.
+delete becomes a pending delete (``store/deletes.py``), retried until it is gone.
 
 A create still in flight when its conversation ends is waited for briefly; an id
 that arrives later than that, however late, is deleted at once through the
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from ._ids import key_fingerprint
 from .api import ChaserClient
-from .deletes import PendingDeletes, delete_sessions
-from .journal import MAX_SESSION_SECONDS, OwnershipStore, key_fingerprint
+from .store.deletes import PendingDeletes, delete_sessions
+from .store.journal import MAX_SESSION_SECONDS, OwnershipStore
 
 log = logging.getLogger("chaser_mcp.conversations")
 

@@ -17,13 +17,13 @@ from mcp_types import CallToolResult, GetPromptResult, InputRequiredResult
 from pydantic import ValidationError
 
 from . import __version__
+from ._ids import key_fingerprint
 from .api import ChaserClient
+from .config import Settings
 from .conversations import Conversation, Conversations
-from .journal import key_fingerprint
-from .page_tools import PageTools
 from .prompts import register_prompts, unknown_prompt
-from .settings import Settings
-from .tools import ConversationOf, SessionTools
+from .tools.pages import PageTools
+from .tools.sessions import ConversationOf, SessionTools
 
 INSTRUCTIONS = """\
 Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until

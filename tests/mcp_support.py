@@ -23,9 +23,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ImageContent, TextContent
 
 from chaser_mcp.api import ChaserClient
+from chaser_mcp.config import Settings
 from chaser_mcp.conversations import Conversations
 from chaser_mcp.server import ServerState, build_server, user_agent
-from chaser_mcp.settings import Settings
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
 
 Mode = Literal["legacy", "auto"]

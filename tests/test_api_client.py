@@ -31,7 +31,7 @@ from chaser_mcp.api import (
     check_session_id,
     redact_url,
 )
-from chaser_mcp.errors import explain
+from chaser_mcp.tools.errors import explain
 from tests.fake_chaser import DEFAULT_KEY, Delay, Drop, FakeChaser, Hang, Status
 
 pytestmark = pytest.mark.anyio

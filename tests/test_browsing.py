@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from chaser_mcp.api import ChaserClient, Session
-from chaser_mcp.browsing import (
+from chaser_mcp.browser.browsing import (
     InvalidURL,
     NavigationFailed,
     NavigationTimeout,

@@ -13,7 +13,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from chaser_mcp.cdp import (
+from chaser_mcp.browser.cdp import (
     CDPConnectFailed,
     CDPConnection,
     CDPConnectionClosed,

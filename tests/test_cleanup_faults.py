@@ -22,7 +22,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from chaser_mcp.journal import SessionJournal
+from chaser_mcp.store.journal import SessionJournal
 from tests.fake_chaser import DEFAULT_KEY, Delay, Drop, FakeChaser, Status
 from tests.http_server import HttpServer
 from tests.mcp_support import wait_until

@@ -19,8 +19,8 @@ from mcp.server.mcpserver import MCPServer
 
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.conversations import Conversations
-from chaser_mcp.http import build_http_app, http_conversation_of
 from chaser_mcp.server import ServerState, build_server
+from chaser_mcp.transports.http import build_http_app, http_conversation_of
 from tests.fake_chaser import FakeChaser
 from tests.http_server import free_port
 from tests.mcp_support import fast_settings, wait_until

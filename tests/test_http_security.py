@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from chaser_mcp.settings import Settings, SettingsError
+from chaser_mcp.config import Settings, SettingsError
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
 from tests.http_clients import send_half_a_body, sse_stream, tool_call
 from tests.http_server import ROOT, HttpServer

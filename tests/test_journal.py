@@ -23,14 +23,14 @@ from pathlib import Path
 import anyio
 import pytest
 
+from chaser_mcp._ids import key_fingerprint
 from chaser_mcp.api import ChaserClient
-from chaser_mcp.journal import (
+from chaser_mcp.store.journal import (
     _SCHEMA_V1,
     SCHEMA_VERSION,
     JournalEntry,
     ProcessIdentity,
     SessionJournal,
-    key_fingerprint,
     reap_orphans,
     reap_periodically,
 )
@@ -50,7 +50,7 @@ UNKNOWN_ID = "sess_00000000-0000-7000-8000-000000000000"
 CHILD = r"""
 import json, sys
 import anyio
-from chaser_mcp.journal import SessionJournal
+from chaser_mcp.store.journal import SessionJournal
 
 async def record(path, key_id, base_url, ids):
     journal = SessionJournal(path)
@@ -633,7 +633,7 @@ def test_servers_starting_at_once_all_get_a_durable_journal(tmp_path: Path) -> N
     path = tmp_path / "fresh.sqlite3"
     script = (
         "import sys, time\n"
-        "from chaser_mcp.journal import SessionJournal\n"
+        "from chaser_mcp.store.journal import SessionJournal\n"
         "while time.time() < float(sys.argv[2]): pass\n"  # line up the starts
         "print(SessionJournal(sys.argv[1]).durable)\n"
     )

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from chaser_mcp.api import APIStatusError, ChaserClient, RateLimited, Session, SessionNotFound, SessionNotOpen
-from chaser_mcp.browsing import navigate
-from chaser_mcp.cdp import CDPConnection
+from chaser_mcp.browser.browsing import navigate
+from chaser_mcp.browser.cdp import CDPConnection
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.local.chromium import PROFILE_PREFIX, BrowserProcess, group_pids
 from tests.local_support import (

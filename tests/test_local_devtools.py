@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from chaser_mcp.cdp import CDPConnectionClosed, TransportClosed
+from chaser_mcp.browser.cdp import CDPConnectionClosed, TransportClosed
 from chaser_mcp.local import devtools
 from chaser_mcp.local.chromium import BrowserProcess, launch_browser
 from tests.local_support import requires_chromium, short_temp_dir

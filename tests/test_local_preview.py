@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chaser_mcp.api import ChaserClient, Session, SessionNotOpen
-from chaser_mcp.browsing import navigate, read_page
+from chaser_mcp.browser.browsing import navigate, read_page
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.local.chromium import launch_browser
 from tests.local_support import (

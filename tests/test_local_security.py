@@ -21,8 +21,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from chaser_mcp.api import ChaserClient, Session
-from chaser_mcp.browsing import navigate, read_page
-from chaser_mcp.cdp import CDPConnection, CDPError, CDPTimeout
+from chaser_mcp.browser.browsing import navigate, read_page
+from chaser_mcp.browser.cdp import CDPConnection, CDPError, CDPTimeout
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.local.chromium import launch_browser
 from tests.local_support import (

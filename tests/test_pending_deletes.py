@@ -17,8 +17,8 @@ import pytest
 
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.conversations import Conversations
-from chaser_mcp.deletes import PendingDeletes, delete_sessions
-from chaser_mcp.journal import SessionJournal
+from chaser_mcp.store.deletes import PendingDeletes, delete_sessions
+from chaser_mcp.store.journal import SessionJournal
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Status
 from tests.mcp_support import wait_until
 
@@ -118,7 +118,7 @@ async def test_an_unexpected_exception_from_one_delete_neither_stops_the_others_
     await closed.list_sessions()
     await closed.aclose()  # a closed client raises RuntimeError, not a ChaserError
 
-    caplog.set_level(logging.ERROR, "chaser_mcp.deletes")
+    caplog.set_level(logging.ERROR, "chaser_mcp.store.deletes")
     async with running(fast_pending()) as pending:
         await pending.add(broken, closed, expires_at=in_an_hour(), reason="first try failed")
         await pending.add(healthy, chaser_client, expires_at=in_an_hour(), reason="first try failed")

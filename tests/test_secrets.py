@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult
 
-from chaser_mcp.settings import Settings, SettingsError
+from chaser_mcp.config import Settings, SettingsError
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Status
 from tests.mcp_support import Harness, Mode, error_text, stdio_params, structured
 

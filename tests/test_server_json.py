@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from chaser_mcp.settings import Settings
+from chaser_mcp.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO.parent / "shared" / "schemas" / "server.schema.json"

@@ -47,8 +47,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from chaser_mcp._net import is_loopback
 from chaser_mcp.api import check_session_id
-from chaser_mcp.cdp import CDPException, TransportClosed
+from chaser_mcp.browser.cdp import CDPException, TransportClosed
 
 from .backend import TTL_DEFAULT_SECONDS, BackendError, LocalBackend, LocalSession, session_not_found
 from .devtools import PipeClient
@@ -56,8 +57,6 @@ from .guard import HostGuard, HostRules, deny_websocket, host_entry
 from .preview import PREVIEW_PAGE_HEADERS, render_preview_page, stream_preview
 
 log = logging.getLogger("chaser_mcp.local")
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -397,7 +396,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _check_exposure(host: str, api_key: str | None) -> None:
-    if host not in LOOPBACK_HOSTS and not api_key:
+    if not is_loopback(host) and not api_key:
         raise ValueError(
             f"refusing to serve the local API on {host} without an api_key: "
             "it would accept any key from any machine that can reach it"

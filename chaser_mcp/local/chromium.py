@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from chaser_mcp.cdp import CDPConnection, CDPException
+from chaser_mcp.browser.cdp import CDPConnection, CDPException
 
 from .devtools import DevToolsPipe
 

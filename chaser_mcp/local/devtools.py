@@ -35,7 +35,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaser_mcp.cdp import CDPConnection, CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed
+from chaser_mcp.browser.cdp import CDPConnection, CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed
 
 log = logging.getLogger("chaser_mcp.local.devtools")
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chaser_mcp.cdp import CDPConnection
+from chaser_mcp.browser.cdp import CDPConnection
 
 
 @dataclass(frozen=True)

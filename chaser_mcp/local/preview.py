@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chaser_mcp.cdp import CDPConnection, CDPException
+from chaser_mcp.browser.cdp import CDPConnection, CDPException
 
 from .runtime import LocalBrowser
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from chaser_mcp.cdp import (
+from chaser_mcp.browser.cdp import (
     CDPConnection,
     CDPConnectionClosed,
     CDPError,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ._net import is_loopback
 from .api import DEFAULT_BASE_URL, redact_url
 
 
@@ -105,15 +106,17 @@ class Settings:
             raise SettingsError(f"CHASER_BASE_URL must start with http:// or https://, got {shown!r}")
         if self.transport not in ("stdio", "http", "sse"):
             raise SettingsError(f"the transport must be stdio, http or sse, got {self.transport!r}")
-        if self.transport != "stdio" and not self.multi_tenant and not self.auth_token:
-            from .http import is_loopback
-
-            if not is_loopback(self.host):
-                raise SettingsError(
-                    f"refusing to listen on {self.host} without an inbound token: anyone who can reach it "
-                    "could spend your Chaser key. Set --auth-token (CHASER_AUTH_TOKEN), use --multi-tenant "
-                    "so callers bring their own keys, or bind to 127.0.0.1."
-                )
+        if (
+            self.transport != "stdio"
+            and not self.multi_tenant
+            and not self.auth_token
+            and not is_loopback(self.host)
+        ):
+            raise SettingsError(
+                f"refusing to listen on {self.host} without an inbound token: anyone who can reach it "
+                "could spend your Chaser key. Set --auth-token (CHASER_AUTH_TOKEN), use --multi-tenant "
+                "so callers bring their own keys, or bind to 127.0.0.1."
+            )
         if not 1 <= self.max_connections_per_caller <= 10_000:
             raise SettingsError(
                 "CHASER_MAX_CONNECTIONS_PER_CALLER (--max-connections-per-caller) must be between 1 and "

@@ -14,11 +14,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from .api import ChaserError
-from .conversations import Conversation
+from ..api import ChaserError
+from ..config import Settings
+from ..conversations import Conversation
 from .errors import explain
-from .settings import Settings
-from .tools import CHANGE, COMPACT, READ, ConversationOf, SessionId, add_tool
+from .sessions import CHANGE, COMPACT, READ, ConversationOf, SessionId, add_tool
 
 READ_BUDGET = 8000
 
@@ -64,8 +64,8 @@ class PageTools:
         """Open a URL in the session's browser and wait for it to load."""
         # Imported on use: browsing loads the CDP client and websockets, which a server start-up
         # (and every conversation that never browses) should not pay for.
-        from .browsing import BrowsingError, InvalidURL, check_http_url, navigate
-        from .cdp import CDPException
+        from ..browser.browsing import BrowsingError, InvalidURL, check_http_url, navigate
+        from ..browser.cdp import CDPException
 
         try:
             check_http_url(url)  # refused before any request is sent
@@ -86,8 +86,8 @@ class PageTools:
         offset: Annotated[int, Field(ge=0, description="Character to start from (next_offset)")] = 0,
     ) -> PageRead:
         """Read the visible text of the session's current page, a chunk at a time."""
-        from .browsing import BrowsingError, read_page  # on use, as in navigate
-        from .cdp import CDPException
+        from ..browser.browsing import BrowsingError, read_page  # on use, as in navigate
+        from ..browser.cdp import CDPException
 
         conversation = self._conversation_of(ctx)
         cdp_url, headers = await self._cdp_target(conversation, session_id)

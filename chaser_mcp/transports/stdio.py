@@ -22,9 +22,9 @@ import sys
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from .server import ServerState
+from ..server import ServerState
 
-log = logging.getLogger("chaser_mcp.stdio")
+log = logging.getLogger("chaser_mcp.transports.stdio")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 

@@ -29,9 +29,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .api import ChaserError, SessionNotFound
+from ..api import ChaserError, SessionNotFound
 
-log = logging.getLogger("chaser_mcp.deletes")
+log = logging.getLogger("chaser_mcp.store.deletes")
 
 DEFAULT_CONCURRENCY = 16  # well under the client's pool of 100 connections, which tool calls share
 

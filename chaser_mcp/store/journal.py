@@ -57,7 +57,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from .deletes import DeleteOutcome, SessionDeleter, delete_sessions
 
-log = logging.getLogger("chaser_mcp.journal")
+log = logging.getLogger("chaser_mcp.store.journal")
 
 T = TypeVar("T")
 
@@ -84,16 +84,10 @@ __all__ = [
     "SessionDeleter",
     "SessionJournal",
     "default_journal_path",
-    "key_fingerprint",
     "liveness",
     "reap_orphans",
     "reap_periodically",
 ]
-
-
-def key_fingerprint(api_key: str) -> str:
-    """A non-secret name for an API key (16 hex digits of its SHA-256), safe to store and log."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
 def default_journal_path() -> Path:

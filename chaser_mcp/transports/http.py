@@ -52,23 +52,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .api import AuthenticationError, ChaserClient, ChaserError
-from .conversations import Conversation
-from .journal import key_fingerprint
-from .server import ServerState, build_server
-from .settings import Settings
+from .._ids import key_fingerprint
+from ..api import AuthenticationError, ChaserClient, ChaserError
+from ..config import Settings
+from ..conversations import Conversation
+from ..server import ServerState, build_server
 
-log = logging.getLogger("chaser_mcp.http")
+log = logging.getLogger("chaser_mcp.transports.http")
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 CALLER_SCOPE_KEY = "chaser.caller"
 SESSION_MANAGER = "the MCP session manager"
 IDLE_SWEEPER = "the idle sweeper"
 PENDING_DELETES = "the pending-delete worker"
-
-
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def is_modern_request(scope: Scope) -> bool:
@@ -797,7 +792,6 @@ __all__ = [
     "KeyVerifier",
     "ServingHealth",
     "build_http_app",
-    "is_loopback",
     "is_modern_request",
     "serve_http",
 ]

@@ -8,7 +8,7 @@ key cannot leak through them.
 
 from __future__ import annotations
 
-from .api import (
+from ..api import (
     APIStatusError,
     AuthenticationError,
     ChaserError,

@@ -39,14 +39,15 @@ from websockets.exceptions import (
     InvalidURI,
 )
 
-log = logging.getLogger("chaser_mcp.cdp")
+from .._net import is_loopback
+
+log = logging.getLogger("chaser_mcp.browser.cdp")
 
 DEFAULT_TIMEOUT = 30.0
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The websockets library logs every handshake header and the request line at DEBUG, which
 # would put the cloud key (Authorization) and a local cdp_url's token in the log: its
 # logger for our connections never goes below INFO.
-_WIRE_LOG = logging.getLogger("chaser_mcp.cdp.wire")
+_WIRE_LOG = logging.getLogger("chaser_mcp.browser.cdp.wire")
 _WIRE_LOG.setLevel(logging.INFO)
 
 
@@ -230,9 +231,9 @@ class CDPConnection:
                 max_size=None,
                 open_timeout=open_timeout,
                 # The browser's own endpoint speaks no permessage-deflate worth paying for on loopback.
-                compression=None if host in _LOOPBACK_HOSTS else "deflate",
+                compression=None if is_loopback(host) else "deflate",
                 # A proxy from the environment must never see a loopback browser.
-                proxy=None if host in _LOOPBACK_HOSTS else True,
+                proxy=None if is_loopback(host) else True,
                 # Long screenshots block the reader for a while; CDP has its own liveness (closed socket).
                 ping_interval=None,
                 close_timeout=2,

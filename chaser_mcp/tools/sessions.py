@@ -22,12 +22,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from .api import SESSION_ID_PATTERN, ChaserError, Session, SessionNotFound, SessionNotOpen
-from .conversations import Conversation, ConversationEnded, Conversations
+from ..api import SESSION_ID_PATTERN, ChaserError, Session, SessionNotFound, SessionNotOpen
+from ..config import Settings
+from ..conversations import Conversation, ConversationEnded, Conversations
 from .errors import MISSING_KEY, explain
-from .settings import Settings
 
-log = logging.getLogger("chaser_mcp.tools")
+log = logging.getLogger("chaser_mcp.tools.sessions")
 
 T = TypeVar("T")
 ConversationOf = Callable[[Context], Conversation]
@@ -258,7 +258,7 @@ class SessionTools:
         ] = "auto",
     ) -> list[TextContent | ImageContent]:
         """Capture the session's screen as an image (fitted to the client's size budget)."""
-        from .images import fit_screenshot  # Pillow is loaded only when a capture needs it
+        from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
 
         conversation = self._conversation_of(ctx)
         try:
