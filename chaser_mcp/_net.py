@@ -15,8 +15,8 @@ def is_loopback(host: str) -> bool:
     host = host.strip().lower()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if host == "localhost" or host.endswith(".localhost"):
-        return host == "localhost"
+    if host == "localhost":  # not *.localhost: whether that resolves to loopback depends on the resolver
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
