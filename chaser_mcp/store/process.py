@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["Judge", "Liveness", "ProcessIdentity", "liveness"]
+__all__ = ["Judge", "Liveness", "ProcessIdentity"]
 
 _LINUX = sys.platform.startswith("linux")
 _GONE = (psutil.ZombieProcess, psutil.NoSuchProcess)  # ZombieProcess first: it subclasses NoSuchProcess

@@ -12,8 +12,9 @@ import base64
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -30,6 +31,8 @@ from .errors import MISSING_KEY, explain
 __all__ = ["SessionTools"]
 
 log = logging.getLogger("chaser_mcp.tools.sessions")
+
+T = TypeVar("T")
 
 
 class SessionInfo(Session):
@@ -220,12 +223,7 @@ class SessionTools:
         from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
 
         conversation = self._conversation_of(ctx)
-        try:
-            png = await conversation.api.screenshot(session_id)
-        except SessionNotOpen as exc:
-            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
-        except ChaserError as exc:
-            raise api_error(exc, base_url=self._base_url, session_id=session_id) from exc
+        png = await self._call_open(conversation, session_id, conversation.api.screenshot(session_id))
         try:
             fitted = await anyio.to_thread.run_sync(
                 lambda: fit_screenshot(
@@ -246,12 +244,7 @@ class SessionTools:
     async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
         """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
         conversation = self._conversation_of(ctx)
-        try:
-            token = await conversation.api.preview_token(session_id)
-        except SessionNotOpen as exc:
-            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
-        except ChaserError as exc:
-            raise api_error(exc, base_url=self._base_url, session_id=session_id) from exc
+        token = await self._call_open(conversation, session_id, conversation.api.preview_token(session_id))
         return PreviewLink(
             session_id=session_id,
             url=token.url,
@@ -302,6 +295,15 @@ class SessionTools:
             log.warning("could not delete %s now, it stays owned for cleanup: %s", session_id, exc)
             return
         await self._conversations.record_closed(conversation, session_id)
+
+    async def _call_open(self, conversation: Conversation, session_id: str, call: Awaitable[T]) -> T:
+        """An API call that needs the session open: a 409 says whether it is starting or over."""
+        try:
+            return await call
+        except SessionNotOpen as exc:
+            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
+        except ChaserError as exc:
+            raise api_error(exc, base_url=self._base_url, session_id=session_id) from exc
 
     async def _not_open_reason(self, conversation: Conversation, session_id: str, exc: ChaserError) -> str:
         """Say whether a 409 session is still starting or already over, and what to do."""
