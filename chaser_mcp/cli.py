@@ -22,7 +22,7 @@ from .conversations import Conversations
 from .server import ServerState, build_server, make_client
 
 if TYPE_CHECKING:
-    from .store.journal import SessionJournal
+    from .store import SessionJournal
 
 log = logging.getLogger("chaser_mcp")
 
@@ -140,7 +140,7 @@ def configure_logging(level: str) -> None:
 def open_journal(settings: Settings) -> SessionJournal | None:
     if not settings.journal_enabled:
         return None
-    from .store.journal import SessionJournal
+    from .store import SessionJournal
 
     return SessionJournal(settings.journal_path)
 
@@ -179,7 +179,7 @@ async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[Non
         )
     async with anyio.create_task_group() as tg:
         if journal is not None:
-            from .store.journal import reap_periodically
+            from .store import reap_periodically
 
             # Sessions left behind by a server that died without cleaning up (kill -9, OOM).
             tg.start_soon(

@@ -27,8 +27,7 @@ import anyio
 
 from ._ids import key_fingerprint
 from .api import ChaserClient
-from .store.deletes import PendingDeletes, delete_sessions
-from .store.journal import MAX_SESSION_SECONDS, OwnershipStore
+from .store import MAX_SESSION_SECONDS, OwnershipStore, PendingDeletes, delete_sessions
 
 log = logging.getLogger("chaser_mcp.conversations")
 

@@ -22,8 +22,7 @@ from .api import ChaserClient
 from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
-from .tools.pages import PageTools
-from .tools.sessions import ConversationOf, SessionTools
+from .tools import ConversationOf, PageTools, SessionTools
 
 INSTRUCTIONS = """\
 Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until

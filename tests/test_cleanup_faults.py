@@ -22,7 +22,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from chaser_mcp.store.journal import SessionJournal
+from chaser_mcp.store import SessionJournal
 from tests.fake_chaser import DEFAULT_KEY, Delay, Drop, FakeChaser, Status
 from tests.http_server import HttpServer
 from tests.mcp_support import wait_until
@@ -124,7 +124,9 @@ async def test_a_cleanup_delete_that_keeps_answering_500_is_retried_until_the_se
         await wait_until(lambda: session_id in fake.deleted_ids(), timeout=30, what="the retried delete")
 
     assert fake.count("DELETE") == 11
-    assert "pending delete of " + session_id + " done (deleted)" in server.stderr()
+    # The server logs the success after the fake has answered: wait for the line, not a race with it.
+    done = "pending delete of " + session_id + " done (deleted)"
+    await wait_until(lambda: done in server.stderr(), timeout=10, what="the pending delete's log line")
 
 
 async def test_twenty_conversations_whose_deletes_meet_ninety_faults_leave_no_session_open(

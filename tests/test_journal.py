@@ -25,15 +25,10 @@ import pytest
 
 from chaser_mcp._ids import key_fingerprint
 from chaser_mcp.api import ChaserClient
-from chaser_mcp.store.journal import (
-    _SCHEMA_V1,
-    SCHEMA_VERSION,
-    JournalEntry,
-    ProcessIdentity,
-    SessionJournal,
-    reap_orphans,
-    reap_periodically,
-)
+from chaser_mcp.store import SessionJournal, reap_orphans, reap_periodically
+from chaser_mcp.store.ownership import JournalEntry
+from chaser_mcp.store.process import ProcessIdentity
+from chaser_mcp.store.schema import SCHEMA_V1, SCHEMA_VERSION
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Hang, Status
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +45,7 @@ UNKNOWN_ID = "sess_00000000-0000-7000-8000-000000000000"
 CHILD = r"""
 import json, sys
 import anyio
-from chaser_mcp.store.journal import SessionJournal
+from chaser_mcp.store import SessionJournal
 
 async def record(path, key_id, base_url, ids):
     journal = SessionJournal(path)
@@ -228,6 +223,21 @@ async def test_an_owner_from_a_previous_boot_is_dead_even_if_its_pid_and_ticks_m
     await record_as(path, replace(me, start=f"an-earlier-boot:{ticks}"), "sess_before_reboot")
 
     assert ids_of(await journal.orphans()) == ["sess_before_reboot"]
+
+
+@linux_only
+async def test_an_owner_is_recorded_by_the_kernels_start_ticks_as_every_earlier_version_wrote_them(
+    journal: SessionJournal, live_owner: Child
+) -> None:
+    # Servers of different versions share one journal: the start time must stay field 22 of
+    # /proc/<pid>/stat (ticks since boot, never moved by a clock change), not wall-clock seconds.
+    raw = await anyio.Path(f"/proc/{live_owner.pid}/stat").read_bytes()
+    ticks = raw[raw.rindex(b")") + 2 :].split()[19].decode()
+    boot = (await anyio.Path("/proc/sys/kernel/random/boot_id").read_text()).strip()
+
+    [entry] = await journal.entries()
+
+    assert entry.owner.start == f"{boot}:{ticks}"
 
 
 async def test_without_a_start_time_liveness_falls_back_to_the_pid(
@@ -633,7 +643,7 @@ def test_servers_starting_at_once_all_get_a_durable_journal(tmp_path: Path) -> N
     path = tmp_path / "fresh.sqlite3"
     script = (
         "import sys, time\n"
-        "from chaser_mcp.store.journal import SessionJournal\n"
+        "from chaser_mcp.store import SessionJournal\n"
         "while time.time() < float(sys.argv[2]): pass\n"  # line up the starts
         "print(SessionJournal(sys.argv[1]).durable)\n"
     )
@@ -659,7 +669,7 @@ V1_ROW = (
 async def test_a_version_1_journal_is_migrated_in_place_and_keeps_its_entries(path: Path) -> None:
     path.parent.mkdir(parents=True)
     with sqlite3.connect(path) as db:
-        for statement in _SCHEMA_V1:
+        for statement in SCHEMA_V1:
             db.execute(statement)
         db.execute(V1_ROW, (KEY_ID, BASE, time.time()))
         db.execute("PRAGMA user_version = 1")

@@ -17,8 +17,8 @@ import pytest
 
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.conversations import Conversations
+from chaser_mcp.store import SessionJournal
 from chaser_mcp.store.deletes import PendingDeletes, delete_sessions
-from chaser_mcp.store.journal import SessionJournal
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Status
 from tests.mcp_support import wait_until
 

@@ -31,6 +31,8 @@ from tenacity import (
 
 from ..api import ChaserError, SessionNotFound
 
+__all__ = ["DeleteOutcome", "PendingDeletes", "SessionDeleter", "delete_sessions"]
+
 log = logging.getLogger("chaser_mcp.store.deletes")
 
 DEFAULT_CONCURRENCY = 16  # well under the client's pool of 100 connections, which tool calls share
@@ -314,13 +316,3 @@ class PendingDeletes:
         log.warning(
             "%d pending delete(s) still failing, retrying in %.1f s: %s", len(self._items), wait, failing
         )
-
-
-__all__ = [
-    "DeleteOutcome",
-    "PendingDelete",
-    "PendingDeletes",
-    "PendingStore",
-    "SessionDeleter",
-    "delete_sessions",
-]

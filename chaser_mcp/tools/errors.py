@@ -22,6 +22,8 @@ from ..api import (
     redact_url,
 )
 
+__all__ = ["MISSING_KEY", "explain"]
+
 MISSING_KEY = (
     "No Chaser API key is configured: set CHASER_KEY in the MCP server's environment "
     "(see the README's client snippets) and restart the server, "

@@ -14,11 +14,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ..api import ChaserError
 from ..config import Settings
 from ..conversations import Conversation
-from .errors import explain
-from .sessions import CHANGE, COMPACT, READ, ConversationOf, SessionId, add_tool
+from ._common import CHANGE, COMPACT, READ, ConversationOf, SessionId, add_tool, call_api
+
+__all__ = ["PageTools"]
 
 READ_BUDGET = 8000
 
@@ -101,10 +101,9 @@ class PageTools:
 
     async def _cdp_target(self, conversation: Conversation, session_id: str) -> tuple[str, dict[str, str]]:
         """The session's CDP URL, and the headers its websocket handshake needs."""
-        try:
-            session = await conversation.api.get_session(session_id)
-        except ChaserError as exc:
-            raise ToolError(explain(exc, session_id=session_id, base_url=self._settings.base_url)) from exc
+        session = await call_api(
+            conversation.api.get_session(session_id), base_url=self._settings.base_url, session_id=session_id
+        )
         if session.status != "ready" or not session.cdp_url:
             raise ToolError(
                 f"Session {session_id} is {session.status}, not ready: "

@@ -12,46 +12,27 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ImageContent, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from mcp_types import ImageContent, TextContent
+from pydantic import BaseModel, Field
 
-from ..api import SESSION_ID_PATTERN, ChaserError, Session, SessionNotFound, SessionNotOpen
+from ..api import ChaserError, Session, SessionNotFound, SessionNotOpen
 from ..config import Settings
 from ..conversations import Conversation, ConversationEnded, Conversations
+from ._common import CHANGE, COMPACT, DESTROY, READ, ConversationOf, SessionId, add_tool, api_error, call_api
 from .errors import MISSING_KEY, explain
+
+__all__ = ["SessionTools"]
 
 log = logging.getLogger("chaser_mcp.tools.sessions")
 
 T = TypeVar("T")
-ConversationOf = Callable[[Context], Conversation]
-
-SessionId = Annotated[
-    str,
-    Field(
-        pattern=SESSION_ID_PATTERN,
-        max_length=133,
-        description="Session id from create_session or list_sessions, like 'sess_019ec0d0-…'",
-    ),
-]
-
-
-def compact_schema(schema: dict[str, Any]) -> None:
-    """Shrink a tool's output schema, which every prompt pays for, by dropping the per-field titles
-    pydantic derives from the names. Nullable fields keep their ``anyOf`` form: ``type`` arrays
-    are shorter but some clients (single-``type`` dialects) reject them."""
-    schema.pop("title", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("title", None)
-
-
-COMPACT = ConfigDict(json_schema_extra=compact_schema)
 
 
 class SessionInfo(Session):
@@ -90,37 +71,12 @@ class PreviewLink(BaseModel):
     fps: int | None
 
 
-def one_line(doc: str | None) -> str:
-    """A docstring as a tool description: single-spaced, since every prompt pays for its indentation."""
-    return " ".join((doc or "").split())
-
-
-def hints(*, read_only: bool = False, destructive: bool = False, idempotent: bool = False) -> ToolAnnotations:
-    """All four hints, always explicit; every tool talks to the outside world."""
-    return ToolAnnotations(
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=True,
-    )
-
-
-READ = hints(read_only=True, idempotent=True)
-CHANGE = hints()
-DESTROY = hints(destructive=True, idempotent=True)
-
-
-def add_tool(
-    server: MCPServer, fn: Callable[..., Awaitable[Any]], title: str, annotations: ToolAnnotations
-) -> None:
-    server.add_tool(fn, title=title, description=one_line(fn.__doc__), annotations=annotations)
-
-
 class SessionTools:
     """The six session tools, bound to one server's settings and conversations."""
 
     def __init__(self, settings: Settings, conversations: Conversations, conversation_of: ConversationOf):
         self._settings = settings
+        self._base_url = settings.base_url
         self._conversations = conversations
         self._conversation_of = conversation_of
 
@@ -162,7 +118,7 @@ class SessionTools:
             raise ToolError("This conversation is ending; no new session was created.") from exc
         except ChaserError as exc:
             raise ToolError(
-                explain(exc, base_url=self._settings.base_url)
+                explain(exc, base_url=self._base_url)
                 + " If the failure happened after the request was sent, a session may exist:"
                 " call list_sessions before creating another."
             ) from exc
@@ -207,7 +163,9 @@ class SessionTools:
                 # Nothing to fetch, but an empty list would hide that no call can work yet.
                 raise ToolError(MISSING_KEY)
             return await self._list_owned(conversation, limit)
-        page = await self._call(conversation.api.list_sessions(limit=limit, cursor=cursor))
+        page = await call_api(
+            conversation.api.list_sessions(limit=limit, cursor=cursor), base_url=self._base_url
+        )
         return SessionList(
             sessions=[self._info(conversation, s) for s in page.data],
             next_cursor=page.next_cursor,
@@ -217,7 +175,9 @@ class SessionTools:
     async def get_session(self, ctx: Context, session_id: SessionId) -> SessionInfo:
         """Get a session's status, CDP URL, device and times."""
         conversation = self._conversation_of(ctx)
-        session = await self._call(conversation.api.get_session(session_id), session_id)
+        session = await call_api(
+            conversation.api.get_session(session_id), base_url=self._base_url, session_id=session_id
+        )
         if not session.is_open:
             await self._conversations.record_closed(conversation, session_id)
         return self._info(conversation, session)
@@ -238,7 +198,9 @@ class SessionTools:
                 f"Session {session_id} was not created by this conversation, so it was not deleted. "
                 "If the user really wants it stopped, call delete_session again with force=true."
             )
-        stopped = await self._call(conversation.api.delete_session(session_id), session_id)
+        stopped = await call_api(
+            conversation.api.delete_session(session_id), base_url=self._base_url, session_id=session_id
+        )
         await self._conversations.record_closed(conversation, session_id)
         log.info("conversation %s deleted %s (%s)", conversation.id, session_id, stopped)
         return DeleteResult(
@@ -261,12 +223,7 @@ class SessionTools:
         from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
 
         conversation = self._conversation_of(ctx)
-        try:
-            png = await conversation.api.screenshot(session_id)
-        except SessionNotOpen as exc:
-            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
-        except ChaserError as exc:
-            raise ToolError(explain(exc, session_id=session_id, base_url=self._settings.base_url)) from exc
+        png = await self._call_open(conversation, session_id, conversation.api.screenshot(session_id))
         try:
             fitted = await anyio.to_thread.run_sync(
                 lambda: fit_screenshot(
@@ -287,12 +244,7 @@ class SessionTools:
     async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
         """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
         conversation = self._conversation_of(ctx)
-        try:
-            token = await conversation.api.preview_token(session_id)
-        except SessionNotOpen as exc:
-            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
-        except ChaserError as exc:
-            raise ToolError(explain(exc, session_id=session_id, base_url=self._settings.base_url)) from exc
+        token = await self._call_open(conversation, session_id, conversation.api.preview_token(session_id))
         return PreviewLink(
             session_id=session_id,
             url=token.url,
@@ -302,12 +254,6 @@ class SessionTools:
         )
 
     # -- helpers ----------------------------------------------------------------------------------
-
-    async def _call(self, call: Awaitable[T], session_id: str | None = None) -> T:
-        try:
-            return await call
-        except ChaserError as exc:
-            raise ToolError(explain(exc, session_id=session_id, base_url=self._settings.base_url)) from exc
 
     def _info(self, conversation: Conversation, session: Session, *, note: str | None = None) -> SessionInfo:
         return SessionInfo(
@@ -350,6 +296,15 @@ class SessionTools:
             return
         await self._conversations.record_closed(conversation, session_id)
 
+    async def _call_open(self, conversation: Conversation, session_id: str, call: Awaitable[T]) -> T:
+        """An API call that needs the session open: a 409 says whether it is starting or over."""
+        try:
+            return await call
+        except SessionNotOpen as exc:
+            raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
+        except ChaserError as exc:
+            raise api_error(exc, base_url=self._base_url, session_id=session_id) from exc
+
     async def _not_open_reason(self, conversation: Conversation, session_id: str, exc: ChaserError) -> str:
         """Say whether a 409 session is still starting or already over, and what to do."""
         try:
@@ -386,7 +341,7 @@ class SessionTools:
         except* ChaserError as group:
             first = group.exceptions[0]
             assert isinstance(first, ChaserError)
-            raise ToolError(explain(first, base_url=self._settings.base_url)) from group
+            raise api_error(first, base_url=self._base_url) from group
         oldest = datetime.min.replace(tzinfo=UTC)
         newest_first = sorted(found.values(), key=lambda s: s.created_at or oldest, reverse=True)
         return SessionList(

@@ -1,0 +1,78 @@
+"""What an ownership store records, and the protocol every store (and the reaper) works through.
+
+``SessionJournal`` is the one store today: a SQLite file per user. The protocol is async so a
+store shared by several replicas (a network database) can replace it without touching callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .process import ProcessIdentity
+
+__all__ = ["MAX_SESSION_SECONDS", "JournalEntry", "OwnershipStore", "account_url"]
+
+MAX_SESSION_SECONDS = 3600  # the API's ttl ceiling: no session lives longer than this
+
+
+def account_url(base_url: str) -> str:
+    """The API root as entries and reapers name it: (key id, this) is the account a delete needs."""
+    return base_url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    session_id: str
+    conversation_id: str
+    key_id: str
+    base_url: str
+    persist: bool
+    closed: bool
+    owner: ProcessIdentity
+    created_at: float  # Unix time
+    attempts: int  # deletes that were tried and failed (cleanup, pending retries, reaps)
+    last_error: str | None
+    ttl_seconds: int | None = None  # None: recorded by a server that did not know it
+    pending_since: float | None = None  # Unix time cleanup first failed to delete it
+
+    @property
+    def pending(self) -> bool:
+        """Its conversation ended and the delete it is owed has not succeeded yet."""
+        return self.pending_since is not None
+
+
+class OwnershipStore(Protocol):
+    """Where owned sessions are recorded so that another process can clean up after a dead owner."""
+
+    async def record_created(
+        self,
+        session_id: str,
+        *,
+        conversation_id: str,
+        persist: bool,
+        key_id: str,
+        base_url: str,
+        ttl_seconds: int | None = None,
+    ) -> None: ...
+
+    async def record_closed(self, session_id: str) -> None: ...
+
+    async def record_pending(self, session_id: str, reason: str) -> None: ...
+
+    async def record_persist(self, session_id: str, persist: bool) -> None: ...
+
+    async def orphans(self) -> list[JournalEntry]: ...
+
+    async def claim_orphans(
+        self, *, accounts: Collection[tuple[str, str]] | None = None, limit: int | None = None
+    ) -> list[JournalEntry]: ...
+
+    async def release(self, failures: Mapping[str, str]) -> None: ...
+
+    async def forget(self, session_ids: Iterable[str]) -> None: ...
+
+    async def forget_owner_closed(self) -> int: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,101 @@
+"""What every tool module shares: how a tool is registered, the session-id argument, compact output
+schemas, and the ``ToolError`` a failed API call becomes.
+
+Kept apart from the tools themselves so that adding a tool module (page interaction, a viewer)
+takes these as they are, and the golden ``tools/list`` stays one shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import ConfigDict, Field
+
+from ..api import SESSION_ID_PATTERN, ChaserError
+from ..conversations import Conversation
+from .errors import explain
+
+__all__ = [
+    "CHANGE",
+    "COMPACT",
+    "DESTROY",
+    "READ",
+    "ConversationOf",
+    "SessionId",
+    "add_tool",
+    "api_error",
+    "call_api",
+]
+
+T = TypeVar("T")
+
+ConversationOf = Callable[[Context], Conversation]
+"""How a tool finds the conversation a request belongs to (one per stdio process, or per HTTP caller)."""
+
+SessionId = Annotated[
+    str,
+    Field(
+        pattern=SESSION_ID_PATTERN,
+        max_length=133,
+        description="Session id from create_session or list_sessions, like 'sess_019ec0d0-…'",
+    ),
+]
+
+
+def _compact_schema(schema: dict[str, Any]) -> None:
+    """Shrink a tool's output schema, which every prompt pays for, by dropping the per-field titles
+    pydantic derives from the names. Nullable fields keep their ``anyOf`` form: ``type`` arrays
+    are shorter but some clients (single-``type`` dialects) reject them."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
+COMPACT = ConfigDict(json_schema_extra=_compact_schema)
+"""``model_config`` of every tool result model."""
+
+
+def _one_line(doc: str | None) -> str:
+    """A docstring as a tool description: single-spaced, since every prompt pays for its indentation."""
+    return " ".join((doc or "").split())
+
+
+def _hints(
+    *, read_only: bool = False, destructive: bool = False, idempotent: bool = False
+) -> ToolAnnotations:
+    """All four hints, always explicit; every tool talks to the outside world."""
+    return ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=True,
+    )
+
+
+READ = _hints(read_only=True, idempotent=True)
+CHANGE = _hints()
+DESTROY = _hints(destructive=True, idempotent=True)
+
+
+def add_tool(
+    server: MCPServer, fn: Callable[..., Awaitable[Any]], title: str, annotations: ToolAnnotations
+) -> None:
+    """Register ``fn`` with its docstring, on one line, as the description."""
+    server.add_tool(fn, title=title, description=_one_line(fn.__doc__), annotations=annotations)
+
+
+def api_error(exc: ChaserError, *, base_url: str, session_id: str | None = None) -> ToolError:
+    """The tool error a model reads for a failed API call: what went wrong and what to do next."""
+    return ToolError(explain(exc, session_id=session_id, base_url=base_url))
+
+
+async def call_api(call: Awaitable[T], *, base_url: str, session_id: str | None = None) -> T:
+    """Await an API call, turning its failure into ``api_error``."""
+    try:
+        return await call
+    except ChaserError as exc:
+        raise api_error(exc, base_url=base_url, session_id=session_id) from exc
