@@ -449,8 +449,11 @@ async def running_local_api(
     failure: list[BaseException] = []
 
     async def serve() -> None:
+        # Stopped by should_exit (a graceful stop: the lifespan closes every browser), never by
+        # cancelling it, which would skip the lifespan's shutdown; force_exit bounds it.
         try:
-            await server.serve(sockets=[sock])
+            with anyio.CancelScope(shield=True):
+                await server.serve(sockets=[sock])
         except Exception as exc:  # reported by the startup wait below, not by the task group
             failure.append(exc)
         finally:
