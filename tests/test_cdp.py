@@ -226,4 +226,3 @@ async def test_a_refused_handshake_names_the_status_but_never_the_key() -> None:
     assert "HTTP 401" in message
     assert "sk-handshake-secret" not in message
     assert "trace=1" not in message
-
