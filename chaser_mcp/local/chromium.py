@@ -447,6 +447,8 @@ async def launch_browser(
                 tasks.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(grace):
+                await process.aclose()  # our ends of its pipes; reaps it (killed if it lingers)
             await anyio.to_thread.run_sync(_remove_dirs, profile, tmp_dir)
 
 

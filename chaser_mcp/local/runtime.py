@@ -92,8 +92,9 @@ class LocalBrowser:
     ) -> AsyncIterator[LocalBrowser]:
         """``async with LocalBrowser.running() as browser:`` enters once the first page shows the phone.
 
-        ``timeout`` bounds the whole start; leaving the block (however) stops every
-        process and removes the profile (see ``launch_browser``).
+        ``timeout`` bounds each step of the start (the launch, then the phone on the first
+        page); leaving the block (however) stops every process and removes the profile
+        (see ``launch_browser``).
         """
         async with (
             launch_browser(executable=executable, base_dir=base_dir, timeout=timeout, grace=grace) as process,
