@@ -97,6 +97,24 @@ async def test_close_leaves_no_process_and_no_profile_behind(tmp_path: Path) -> 
 
 
 @requires_chromium
+async def test_a_block_cancelled_from_outside_still_speaks_cdp_in_its_teardown(tmp_path: Path) -> None:
+    with anyio.CancelScope() as scope:
+        async with launch_browser(base_dir=tmp_path) as browser, browser.connect() as cdp:
+            try:
+                scope.cancel()  # e.g. DELETE cancelling a session's life
+                await anyio.sleep(30)
+            finally:
+                # The pipe and connection readers serve the block until it ends, so a shielded
+                # goodbye (a live view stopping its screencast) is still answered.
+                with anyio.CancelScope(shield=True):
+                    version = await cdp.send("Browser.getVersion", timeout=5)
+    assert scope.cancelled_caught
+    assert version["protocolVersion"] == "1.3"
+    assert group_pids(browser.pid) == []
+    assert entries(tmp_path) == []
+
+
+@requires_chromium
 async def test_a_deep_base_dir_still_launches_with_a_short_temp_dir(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60)
     async with launch_browser(base_dir=deep) as browser:

@@ -44,7 +44,7 @@ from websockets.exceptions import (
 )
 
 from .._net import is_loopback
-from ._tasks import owned_tasks
+from ._tasks import OwnedTasks, owned_tasks
 
 log = logging.getLogger("chaser_mcp.browser.cdp")
 
@@ -243,7 +243,7 @@ class CDPConnection:
         self._pending: dict[int, _Reply] = {}
         self._subscribers: dict[tuple[str, str | None], set[EventStream]] = {}
         self._close_reason: str | None = None
-        self._reader_scope: anyio.CancelScope | None = None
+        self._readers: OwnedTasks | None = None
         self._reader_done = anyio.Event()
 
     # -- opening and closing ----------------------------------------------------------------------
@@ -254,7 +254,7 @@ class CDPConnection:
         """``async with CDPConnection.over(transport) as cdp:`` reads until the block ends, then closes."""
         connection = cls(transport, label=label)
         async with owned_tasks() as readers:
-            connection._reader_scope = readers.cancel_scope
+            connection._readers = readers
             readers.start_soon(connection._read_loop, name=f"cdp-reader {label}")
             try:
                 yield connection
@@ -310,8 +310,8 @@ class CDPConnection:
             self._close_reason = "closed by this client"
         with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
             await self._transport.close()
-        if self._reader_scope is not None:
-            self._reader_scope.cancel()
+        if self._readers is not None:
+            self._readers.cancel()
         self._fail_everything()
 
     @property

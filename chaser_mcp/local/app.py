@@ -450,10 +450,10 @@ async def running_local_api(
 
     async def serve() -> None:
         # Stopped by should_exit (a graceful stop: the lifespan closes every browser), never by
-        # cancelling it, which would skip the lifespan's shutdown; force_exit bounds it.
+        # a cancellation of the block, which would skip the lifespan's shutdown (owned tasks are
+        # shielded from it); force_exit bounds it.
         try:
-            with anyio.CancelScope(shield=True):
-                await server.serve(sockets=[sock])
+            await server.serve(sockets=[sock])
         except Exception as exc:  # reported by the startup wait below, not by the task group
             failure.append(exc)
         finally:
@@ -515,7 +515,7 @@ async def serve_local_api(
         async with owned_tasks() as tasks:
             tasks.start_soon(announce, name="local-api-announce")
             await server.serve(sockets=[sock])
-            tasks.cancel_scope.cancel()
+            tasks.cancel()
     finally:
         sock.close()
 

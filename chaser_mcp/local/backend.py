@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 
-from chaser_mcp.browser._tasks import owned_tasks
+from chaser_mcp.browser._tasks import OwnedTasks, owned_tasks
 
 from .chromium import BrowserNotFound, find_chromium, sweep_stale_profiles
 from .runtime import LocalBrowser
@@ -174,7 +173,7 @@ class LocalBackend:
         self.input_enabled = input_enabled
         self._sessions: dict[str, LocalSession] = {}  # insertion order = creation order
         self._grants: dict[str, PreviewGrant] = {}  # sha256(token) -> grant
-        self._runners: anyio.abc.TaskGroup | None = None
+        self._runners: OwnedTasks | None = None
         self._shutting_down = False
 
     # -- life of the server ---------------------------------------------------------------------

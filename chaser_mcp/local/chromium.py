@@ -444,7 +444,7 @@ async def launch_browser(
                 yield browser
             finally:
                 await browser.stop(grace=grace)
-                tasks.cancel_scope.cancel()
+                tasks.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(grace):

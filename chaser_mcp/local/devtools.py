@@ -42,6 +42,7 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from chaser_mcp.browser._tasks import OwnedTasks
 from chaser_mcp.browser.cdp import CDPConnection, CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed
 
 log = logging.getLogger("chaser_mcp.local.devtools")
@@ -142,7 +143,7 @@ class DevToolsPipe:
         self,
         receive: anyio.abc.ByteReceiveStream,
         send: anyio.abc.ByteSendStream,
-        tasks: anyio.abc.TaskGroup,
+        tasks: OwnedTasks,
         *,
         label: str,
     ) -> None:

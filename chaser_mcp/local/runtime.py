@@ -114,7 +114,7 @@ class LocalBrowser:
             try:
                 yield browser
             finally:
-                watchers.cancel_scope.cancel()
+                watchers.cancel()
 
     async def _attach_everything(self) -> None:
         await self.cdp.send(
