@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from PIL import Image
@@ -382,6 +383,25 @@ async def test_shutdown_closes_every_browser_and_startup_sweeps_stale_profiles(t
             await wait_until_ready(api, created.id)
             session = server.backend.get(created.id)
             assert chromium_pids_under(base)
+        assert chromium_pids_under(base) == []
+        assert session.status == "closed" and session.ended_reason == "server_shutdown"
+        assert entries(base) == []
+
+
+async def test_a_local_api_whose_block_is_cancelled_closes_every_browser_before_it_exits() -> None:
+    with short_temp_dir() as base:
+        with anyio.CancelScope() as scope:
+            async with (
+                running_local_api(base_dir=base) as server,
+                ChaserClient(KEY, base_url=server.base_url, max_retries=0) as api,
+            ):
+                created = await api.create_session(ttl_seconds=300)
+                await wait_until_ready(api, created.id)
+                session = server.backend.get(created.id)
+                assert chromium_pids_under(base)
+                scope.cancel()  # e.g. the --local MCP server's task group stopping on a signal
+                await anyio.sleep(60)
+        assert scope.cancelled_caught
         assert chromium_pids_under(base) == []
         assert session.status == "closed" and session.ended_reason == "server_shutdown"
         assert entries(base) == []

@@ -75,24 +75,21 @@ def short_base() -> Iterator[Path]:
 
 @requires_chromium
 async def test_a_browser_runs_in_its_own_group_with_its_own_profile_and_temp_dir(short_base: Path) -> None:
-    browser = await launch_browser(base_dir=short_base)
-    try:
+    async with launch_browser(base_dir=short_base) as browser:
         assert os.getpgid(browser.pid) == browser.pid != os.getpgid(0)
         assert browser.profile_dir.parent == short_base
         assert browser.profile_dir.name.startswith(f"{PROFILE_PREFIX}{os.getpid()}-")
-        async with await browser.connect() as cdp:  # DevTools over the pipe
+        async with browser.connect() as cdp:  # DevTools over the pipe
             assert (await cdp.send("Browser.getVersion"))["protocolVersion"] == "1.3"
         assert f"TMPDIR={browser.tmp_dir}" in environment_of(browser.pid)
         assert browser.tmp_dir.is_relative_to(browser.profile_dir)
         assert len(browser.live_pids()) > 1  # the browser and its helpers
-    finally:
-        await browser.close()
 
 
 @requires_chromium
 async def test_close_leaves_no_process_and_no_profile_behind(tmp_path: Path) -> None:
-    browser = await launch_browser(base_dir=tmp_path)
-    await browser.close()
+    async with launch_browser(base_dir=tmp_path) as browser:
+        pass
     assert group_pids(browser.pid) == []
     assert not browser.profile_dir.exists()
     assert browser.returncode == 0  # Browser.close over CDP is a clean exit
@@ -100,14 +97,29 @@ async def test_close_leaves_no_process_and_no_profile_behind(tmp_path: Path) -> 
 
 
 @requires_chromium
+async def test_a_block_cancelled_from_outside_still_speaks_cdp_in_its_teardown(tmp_path: Path) -> None:
+    with anyio.CancelScope() as scope:
+        async with launch_browser(base_dir=tmp_path) as browser, browser.connect() as cdp:
+            try:
+                scope.cancel()  # e.g. DELETE cancelling a session's life
+                await anyio.sleep(30)
+            finally:
+                # The pipe and connection readers serve the block until it ends, so a shielded
+                # goodbye (a live view stopping its screencast) is still answered.
+                with anyio.CancelScope(shield=True):
+                    version = await cdp.send("Browser.getVersion", timeout=5)
+    assert scope.cancelled_caught
+    assert version["protocolVersion"] == "1.3"
+    assert group_pids(browser.pid) == []
+    assert entries(tmp_path) == []
+
+
+@requires_chromium
 async def test_a_deep_base_dir_still_launches_with_a_short_temp_dir(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60)
-    browser = await launch_browser(base_dir=deep)
-    try:
+    async with launch_browser(base_dir=deep) as browser:
         assert not browser.tmp_dir.is_relative_to(browser.profile_dir)
         assert browser.tmp_dir.name.startswith(PROFILE_PREFIX)
-    finally:
-        await browser.close()
     assert not browser.tmp_dir.exists()
     assert not browser.profile_dir.exists()
 
@@ -121,7 +133,8 @@ async def test_a_binary_that_exits_without_devtools_is_a_launch_error_and_leaves
     fake.chmod(0o755)
     base = tmp_path / "profiles"
     with pytest.raises(BrowserLaunchError) as caught:
-        await launch_browser(executable=str(fake), base_dir=base)
+        async with launch_browser(executable=str(fake), base_dir=base):
+            pass
     assert "exited with code 3" in str(caught.value)
     assert "cannot start: no display" in str(caught.value)
     assert entries(base) == []

@@ -18,11 +18,8 @@ pytestmark = [pytest.mark.anyio, requires_chromium]
 @pytest.fixture
 async def browser() -> AsyncIterator[BrowserProcess]:
     with short_temp_dir() as base:
-        process = await launch_browser(base_dir=base)
-        try:
+        async with launch_browser(base_dir=base) as process:
             yield process
-        finally:
-            await process.close()
 
 
 async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
@@ -30,7 +27,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
 ) -> None:
     monkeypatch.setattr(devtools, "CLIENT_QUEUE_LIMIT", 50)
     stalled = await browser.devtools.open_client("stalled viewer")
-    async with await browser.connect("busy") as busy:
+    async with browser.connect("busy") as busy:
         target = await busy.send("Target.createTarget", {"url": "about:blank"})
         # The stalled client asks for console events on a page and then never reads again.
         await stalled.send(
@@ -58,14 +55,10 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
 
 
 async def test_every_client_learns_when_the_browser_goes_away(browser: BrowserProcess) -> None:
-    first, second = await browser.connect("first"), await browser.connect("second")
-    try:
+    async with browser.connect("first") as first, browser.connect("second") as second:
         await browser.stop()
         for client in (first, second):
             with anyio.fail_after(10):
                 await client.wait_closed()
             with pytest.raises(CDPConnectionClosed):
                 await client.send("Browser.getVersion")
-    finally:
-        await first.aclose()
-        await second.aclose()

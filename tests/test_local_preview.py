@@ -212,44 +212,40 @@ async def test_the_live_view_page_in_a_browser_shows_frames_and_forwards_a_tap(
     await navigate(session.cdp_url, site.url("/button"), timeout=20)
     token = await client.preview_token(session.id)
     with short_temp_dir() as base:
-        viewer = await launch_browser(base_dir=base)
-        try:
-            async with await viewer.connect() as cdp:
-                target = await cdp.send("Target.createTarget", {"url": token.url})
-                attached = await cdp.send(
-                    "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
-                )
-                sid = attached["sessionId"]
+        async with launch_browser(base_dir=base) as viewer, viewer.connect() as cdp:
+            target = await cdp.send("Target.createTarget", {"url": token.url})
+            attached = await cdp.send(
+                "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+            )
+            sid = attached["sessionId"]
 
-                async def evaluate(expression: str) -> Any:
-                    result = await cdp.send(
-                        "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session_id=sid
-                    )
-                    return result["result"].get("value")
+            async def evaluate(expression: str) -> Any:
+                result = await cdp.send(
+                    "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session_id=sid
+                )
+                return result["result"].get("value")
 
-                await eventually(
-                    lambda: evaluate(
-                        "document.getElementById('screen').naturalWidth > 0 && "
-                        "document.getElementById('status').textContent.startsWith('live')"
-                    ),
-                    timeout=15,
+            await eventually(
+                lambda: evaluate(
+                    "document.getElementById('screen').naturalWidth > 0 && "
+                    "document.getElementById('status').textContent.startsWith('live')"
+                ),
+                timeout=15,
+            )
+            box = await evaluate(
+                "(() => { const r = document.getElementById('screen').getBoundingClientRect();"
+                " return [r.left, r.top, r.width, r.height]; })()"
+            )
+            left, top, width, height = box
+            x = left + BUTTON_CENTRE[0] / 412 * width
+            y = top + BUTTON_CENTRE[1] / 915 * height
+            for kind in ("mousePressed", "mouseReleased"):
+                await cdp.send(
+                    "Input.dispatchMouseEvent",
+                    {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
+                    session_id=sid,
                 )
-                box = await evaluate(
-                    "(() => { const r = document.getElementById('screen').getBoundingClientRect();"
-                    " return [r.left, r.top, r.width, r.height]; })()"
-                )
-                left, top, width, height = box
-                x = left + BUTTON_CENTRE[0] / 412 * width
-                y = top + BUTTON_CENTRE[1] / 915 * height
-                for kind in ("mousePressed", "mouseReleased"):
-                    await cdp.send(
-                        "Input.dispatchMouseEvent",
-                        {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
-                        session_id=sid,
-                    )
-                await eventually(lambda: page_shows(session, "clicked 1x"))
-        finally:
-            await viewer.close()
+            await eventually(lambda: page_shows(session, "clicked 1x"))
 
 
 async def test_the_stream_closes_when_its_session_is_deleted(client: ChaserClient) -> None:

@@ -131,9 +131,9 @@ from pathlib import Path
 from chaser_mcp.local import chromium
 chromium._setpriv_with_pdeathsig = lambda: None
 async def main():
-    browser = await chromium.launch_browser(base_dir=Path(sys.argv[1]))
-    print(browser.pid, flush=True)
-    await asyncio.sleep(600)
+    async with chromium.launch_browser(base_dir=Path(sys.argv[1])) as browser:
+        print(browser.pid, flush=True)
+        await asyncio.sleep(600)
 asyncio.run(main())
 """
 

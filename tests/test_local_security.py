@@ -276,7 +276,8 @@ async def test_a_sandbox_that_cannot_start_fails_with_an_error_naming_the_fix(tm
     )
     fake.chmod(0o755)
     with pytest.raises(BrowserLaunchError) as caught:
-        await launch_browser(executable=str(fake), base_dir=tmp_path / "profiles")
+        async with launch_browser(executable=str(fake), base_dir=tmp_path / "profiles"):
+            pass
     message = str(caught.value)
     assert "No usable sandbox" in message
     assert "user namespaces" in message and "chrome-sandbox" in message
@@ -308,9 +309,8 @@ from pathlib import Path
 from chaser_mcp.local.chromium import launch_browser
 
 async def main():
-    browser = await launch_browser(base_dir=Path(sys.argv[1]))
-    try:
-        async with await browser.connect() as cdp:
+    async with launch_browser(base_dir=Path(sys.argv[1])) as browser:
+        async with browser.connect() as cdp:
             await cdp.send("Target.createTarget", {"url": "about:blank"})
             version = (await cdp.send("Browser.getVersion"))["product"]
         seen = {}
@@ -324,8 +324,6 @@ async def main():
             # Zygote children rewrite their command line into one space-separated string.
             seen[pid] = {"command": " ".join(a.decode() for a in args), "seccomp": seccomp}
         print(json.dumps({"product": version, "processes": seen}))
-    finally:
-        await browser.close()
 
 asyncio.run(main())
 """

@@ -1,7 +1,10 @@
-"""A small asyncio client for the Chrome DevTools Protocol over one websocket (or another transport).
+"""A small anyio client for the Chrome DevTools Protocol over one websocket (or another transport).
 
 One reader task owns the socket's receive side: responses are matched to their
 request by ``id``, events are handed to subscribers by ``(method, sessionId)``.
+The reader lives in a task group that the ``async with`` block owns
+(``CDPConnection.connect`` or ``CDPConnection.over``): when the block ends, the
+transport is closed (bounded, even under cancellation) and the reader with it.
 Sessions are "flat" (``Target.attachToTarget`` with ``flatten: true``), so one
 connection drives the browser and every page attached through it.
 
@@ -18,7 +21,7 @@ to the websocket library and never appear in a log line or an exception message.
 
 from __future__ import annotations
 
-import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -29,6 +32,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
+import anyio
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import (
@@ -40,10 +44,14 @@ from websockets.exceptions import (
 )
 
 from .._net import is_loopback
+from ._tasks import OwnedTasks, owned_tasks
 
 log = logging.getLogger("chaser_mcp.browser.cdp")
 
 DEFAULT_TIMEOUT = 30.0
+# How long closing a transport may take (a websocket close handshake, a pipe client's detach),
+# also when the block that owned the connection is being cancelled.
+CLOSE_TIMEOUT = 5.0
 # The websockets library logs every handshake header and the request line at DEBUG, which
 # would put the cloud key (Authorization) and a local cdp_url's token in the log: its
 # logger for our connections never goes below INFO.
@@ -101,7 +109,8 @@ class EventStream:
 
     _connection: CDPConnection
     keys: frozenset[tuple[str, str | None]]
-    _queue: asyncio.Queue[CDPEvent | object] = field(default_factory=asyncio.Queue)
+    _queue: collections.deque[CDPEvent | object] = field(default_factory=collections.deque)
+    _arrived: anyio.Event | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -115,17 +124,22 @@ class EventStream:
         self._connection._unsubscribe(self)
 
     def _put(self, item: CDPEvent | object) -> None:
-        self._queue.put_nowait(item)
+        self._queue.append(item)
+        if self._arrived is not None:
+            self._arrived.set()
 
     async def get(self, timeout: float | None = None) -> CDPEvent:
         """The next event; CDPConnectionClosed once the socket is gone, CDPTimeout after ``timeout``."""
         try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+            with anyio.fail_after(timeout):
+                while not self._queue:
+                    self._arrived = anyio.Event()
+                    await self._arrived.wait()
         except TimeoutError:
             names = ", ".join(sorted(method for method, _ in self.keys))
             raise CDPTimeout(f"no {names} event within {timeout:g} s") from None
-        if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)  # keep later calls failing the same way
+        item = self._queue[0] if self._queue[0] is _CLOSED else self._queue.popleft()
+        if item is _CLOSED:  # stays queued: later calls fail the same way
             raise self._connection._closed_error()
         assert isinstance(item, CDPEvent)
         return item
@@ -198,29 +212,65 @@ def _close_reason(exc: ConnectionClosed) -> str:
     return f"the connection dropped{code}"
 
 
+class _Reply:
+    """The answer to one command, filled in by the reader."""
+
+    __slots__ = ("arrived", "error", "method", "result")
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.arrived = anyio.Event()
+        self.result: dict[str, Any] = {}
+        self.error: CDPException | None = None
+
+    def settle(self, result: dict[str, Any] | None = None, error: CDPException | None = None) -> None:
+        if not self.arrived.is_set():
+            self.result, self.error = result or {}, error
+            self.arrived.set()
+
+
 class CDPConnection:
-    """One CDP connection (usually to the browser-level endpoint), over any CDPTransport."""
+    """One CDP connection (usually to the browser-level endpoint), over any CDPTransport.
+
+    Made by ``connect`` (a websocket) or ``over`` (any transport), both ``async with``
+    blocks that own the reader task; there is no connection without an owner.
+    """
 
     def __init__(self, transport: CDPTransport, *, label: str = "") -> None:
         self._transport = transport
         self._label = label
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._pending: dict[int, _Reply] = {}
         self._subscribers: dict[tuple[str, str | None], set[EventStream]] = {}
         self._close_reason: str | None = None
-        self._reader = asyncio.create_task(self._read_loop(), name=f"cdp-reader {label}")
+        self._readers: OwnedTasks | None = None
+        self._reader_done = anyio.Event()
 
     # -- opening and closing ----------------------------------------------------------------------
 
     @classmethod
-    async def open(
+    @contextlib.asynccontextmanager
+    async def over(cls, transport: CDPTransport, *, label: str = "") -> AsyncIterator[CDPConnection]:
+        """``async with CDPConnection.over(transport) as cdp:`` reads until the block ends, then closes."""
+        connection = cls(transport, label=label)
+        async with owned_tasks() as readers:
+            connection._readers = readers
+            readers.start_soon(connection._read_loop, name=f"cdp-reader {label}")
+            try:
+                yield connection
+            finally:
+                await connection.aclose()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
         cls,
         ws_url: str,
         *,
         headers: Mapping[str, str] | None = None,
         open_timeout: float = 10.0,
-    ) -> CDPConnection:
-        """Connect to ``ws_url``; call ``aclose()`` when done (or use ``connect``)."""
+    ) -> AsyncIterator[CDPConnection]:
+        """``async with CDPConnection.connect(url) as cdp:`` opens, yields, and always closes."""
         label = _safe_url(ws_url)
         host = urlsplit(ws_url).hostname or ""
         try:
@@ -248,41 +298,21 @@ class CDPConnection:
             raise CDPConnectFailed(f"CDP endpoint {label} did not answer within {open_timeout:g} s") from None
         except (OSError, InvalidHandshake) as exc:
             raise CDPConnectFailed(f"cannot connect to CDP endpoint {label}: {type(exc).__name__}") from None
-        return cls(WebSocketTransport(ws, label), label=label)
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def connect(
-        cls,
-        ws_url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        open_timeout: float = 10.0,
-    ) -> AsyncIterator[CDPConnection]:
-        """``async with CDPConnection.connect(url) as cdp:`` opens, yields, and always closes."""
-        connection = await cls.open(ws_url, headers=headers, open_timeout=open_timeout)
-        try:
+        async with cls.over(WebSocketTransport(ws, label), label=label) as connection:
             yield connection
-        finally:
-            await connection.aclose()
 
     async def aclose(self) -> None:
-        """Close the transport and fail whatever is still pending. Safe to call twice."""
+        """Close the transport, stop the reader and fail whatever is still pending. Safe to call twice.
+
+        Bounded and shielded: a block being cancelled still says goodbye to the browser.
+        """
         if self._close_reason is None:
             self._close_reason = "closed by this client"
-        await self._transport.close()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            await self._transport.close()
+        if self._readers is not None:
+            self._readers.cancel()
         self._fail_everything()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     @property
     def closed(self) -> bool:
@@ -290,8 +320,8 @@ class CDPConnection:
 
     async def wait_closed(self) -> None:
         """Return once the connection is gone (the browser closed it, or ``aclose`` ran)."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._reader)
+        if self._close_reason is None:
+            await self._reader_done.wait()
 
     # -- commands and events ----------------------------------------------------------------------
 
@@ -310,8 +340,7 @@ class CDPConnection:
         message: dict[str, Any] = {"id": message_id, "method": method, "params": dict(params or {})}
         if session_id is not None:
             message["sessionId"] = session_id
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[message_id] = (method, future)
+        reply = self._pending[message_id] = _Reply(method)
         try:
             try:
                 await self._transport.send(message)
@@ -319,13 +348,15 @@ class CDPConnection:
                 self._close_reason = self._close_reason or exc.reason
                 raise self._closed_error() from None
             try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
+                with anyio.fail_after(timeout):
+                    await reply.arrived.wait()
             except TimeoutError:
                 raise CDPTimeout(f"{method} got no answer within {timeout:g} s") from None
         finally:
             self._pending.pop(message_id, None)
-            if not future.done():
-                future.cancel()
+        if reply.error is not None:
+            raise reply.error
+        return reply.result
 
     def listen(self, *methods: str, session_id: str | None = None) -> EventStream:
         """Subscribe to ``methods`` on ``session_id`` (None: browser-level events)."""
@@ -355,29 +386,26 @@ class CDPConnection:
                 self._dispatch(await self._transport.receive())
         except TransportClosed as exc:
             self._close_reason = self._close_reason or exc.reason
-        except asyncio.CancelledError:
-            self._close_reason = self._close_reason or "closed by this client"
-            raise
+        except Exception as exc:  # a broken transport must still end every waiter, not the owner's block
+            log.warning("CDP %s failed: %s", self._label, type(exc).__name__)
+            self._close_reason = self._close_reason or f"the connection failed ({type(exc).__name__})"
         finally:
             self._fail_everything()
+            self._reader_done.set()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         message_id = message.get("id")
         if isinstance(message_id, int):
-            entry = self._pending.get(message_id)
-            if entry is None:
+            reply = self._pending.get(message_id)
+            if reply is None:
                 return  # the caller timed out or was cancelled
-            method, future = entry
-            if future.done():
-                return
             error = message.get("error")
             if isinstance(error, dict):
-                future.set_exception(
-                    CDPError(int(error.get("code", 0)), str(error.get("message", "unknown error")), method)
-                )
+                code, text = int(error.get("code", 0)), str(error.get("message", "unknown error"))
+                reply.settle(error=CDPError(code, text, reply.method))
             else:
                 result = message.get("result")
-                future.set_result(result if isinstance(result, dict) else {})
+                reply.settle(result if isinstance(result, dict) else {})
             return
         name = message.get("method")
         if not isinstance(name, str):
@@ -395,11 +423,8 @@ class CDPConnection:
     def _fail_everything(self) -> None:
         if self._close_reason is None:
             self._close_reason = "the connection ended"
-        for _method, future in self._pending.values():
-            if not future.done():
-                future.set_exception(self._closed_error())
-                # Nobody may be awaiting it any more; mark the exception as seen.
-                future.exception()
+        for reply in self._pending.values():
+            reply.settle(error=self._closed_error())
         self._pending.clear()
         streams: Iterable[EventStream] = {s for group in self._subscribers.values() for s in group}
         self._subscribers.clear()
@@ -421,6 +446,7 @@ def _safe_url(url: str) -> str:
 
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "CDPConnectFailed",
     "CDPConnection",

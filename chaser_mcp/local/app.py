@@ -26,7 +26,6 @@ talks to it unchanged. Differences a caller may notice, all deliberate:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
@@ -37,6 +36,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import uvicorn
 import uvicorn.config
 from starlette.applications import Starlette
@@ -49,6 +49,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chaser_mcp._net import is_loopback
 from chaser_mcp.api import check_session_id
+from chaser_mcp.browser._tasks import first_to_finish, owned_tasks
 from chaser_mcp.browser.cdp import CDPException, TransportClosed
 
 from .backend import TTL_DEFAULT_SECONDS, BackendError, LocalBackend, LocalSession, session_not_found
@@ -257,11 +258,8 @@ def create_local_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await sessions.start()
-        try:
+        async with sessions.running():
             yield
-        finally:
-            await sessions.aclose()
 
     app = Starlette(
         routes=[
@@ -288,7 +286,7 @@ def create_local_app(
     return app
 
 
-async def _proxy_cdp(websocket: WebSocket, client: PipeClient, session_ended: asyncio.Event) -> None:
+async def _proxy_cdp(websocket: WebSocket, client: PipeClient, session_ended: anyio.Event) -> None:
     """Carry CDP messages between one websocket and its pipe client until either side ends."""
 
     async def upstream() -> None:
@@ -323,21 +321,13 @@ async def _proxy_cdp(websocket: WebSocket, client: PipeClient, session_ended: as
             while True:
                 await websocket.send_text(json.dumps(await client.receive()))
 
-    tasks = [
-        asyncio.create_task(upstream()),
-        asyncio.create_task(downstream()),
-        asyncio.create_task(session_ended.wait()),
-    ]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            error = task.exception()
-            if error is not None and not isinstance(error, (WebSocketDisconnect, OSError)):
-                log.debug("CDP proxy ended: %s", type(error).__name__)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await first_to_finish(
+        upstream,
+        downstream,
+        session_ended.wait,
+        quiet=(WebSocketDisconnect, OSError, TransportClosed),
+        what="CDP proxy",
+    )
 
 
 # What Chromium's own endpoint answers to malformed messages.
@@ -455,25 +445,42 @@ async def running_local_api(
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     server = _EmbeddedServer(_config(app, log_level))
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="local-api")
-    try:
-        async with asyncio.timeout(startup_timeout):
-            while not server.started:
-                if task.done():
-                    task.result()  # raises the startup error
-                    raise RuntimeError("the local API stopped during startup")
-                await asyncio.sleep(0.01)
-        url_host = f"[{host}]" if ":" in host else host
-        yield LocalAPIServer(f"http://{url_host}:{bound_port}", host, bound_port, app)
-    finally:
-        server.should_exit = True
+    stopped = anyio.Event()
+    failure: list[BaseException] = []
+
+    async def serve() -> None:
+        # Stopped by should_exit (a graceful stop: the lifespan closes every browser), never by
+        # a cancellation of the block, which would skip the lifespan's shutdown (owned tasks are
+        # shielded from it); force_exit bounds it.
         try:
-            await asyncio.wait_for(asyncio.shield(task), 60)
-        except TimeoutError:
-            server.force_exit = True
-            await task
+            await server.serve(sockets=[sock])
+        except Exception as exc:  # reported by the startup wait below, not by the task group
+            failure.append(exc)
         finally:
-            sock.close()
+            stopped.set()
+
+    try:
+        async with owned_tasks() as tasks:
+            tasks.start_soon(serve, name="local-api")
+            try:
+                with anyio.fail_after(startup_timeout):
+                    # uvicorn offers a flag, not an event, for "started".
+                    while not server.started:
+                        if stopped.is_set():
+                            if failure:
+                                raise failure[0]
+                            raise RuntimeError("the local API stopped during startup")
+                        await anyio.sleep(0.01)
+                url_host = f"[{host}]" if ":" in host else host
+                yield LocalAPIServer(f"http://{url_host}:{bound_port}", host, bound_port, app)
+            finally:
+                server.should_exit = True  # a graceful stop closes every browser (the lifespan)
+                with anyio.move_on_after(60, shield=True):
+                    await stopped.wait()
+                if not stopped.is_set():
+                    server.force_exit = True
+    finally:
+        sock.close()
 
 
 async def serve_local_api(
@@ -500,15 +507,16 @@ async def serve_local_api(
     async def announce() -> None:
         # uvicorn offers a flag, not an event, for "started".
         while not server.started and not server.should_exit:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+            await anyio.sleep(0.01)
         if server.started and on_ready is not None:
             on_ready(info)
 
-    announcer = asyncio.create_task(announce())
     try:
-        await server.serve(sockets=[sock])
+        async with owned_tasks() as tasks:
+            tasks.start_soon(announce, name="local-api-announce")
+            await server.serve(sockets=[sock])
+            tasks.cancel()
     finally:
-        announcer.cancel()
         sock.close()
 
 

@@ -1,14 +1,14 @@
 """Session bookkeeping for the local API: one real Chromium per session, nothing left behind.
 
-Each session has one runner task that owns its browser from launch to teardown:
-it launches, applies the phone, marks the session ``ready``, then waits for the
-first of DELETE, TTL expiry, the browser dying or server shutdown, and always
-closes the browser. HTTP handlers only read state and signal the runner.
+A session's life is a cancel scope: its deadline is the TTL, DELETE and server
+shutdown cancel it, the browser exiting ends it. Inside, one runner task (in the
+backend's task group, which the server's lifespan owns) holds the browser's
+``async with`` block from launch to teardown, so the browser is always closed.
+HTTP handlers only read state and cancel the scope.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -18,10 +18,16 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+
+from chaser_mcp.browser._tasks import OwnedTasks, owned_tasks
 
 from .chromium import BrowserNotFound, find_chromium, sweep_stale_profiles
 from .runtime import LocalBrowser
@@ -70,7 +76,7 @@ class LocalSession:
     id: str
     created_at: datetime
     expires_at: datetime
-    deadline: float  # time.monotonic() at expiry
+    life: anyio.CancelScope  # its deadline is the TTL's end; cancelled by DELETE and shutdown
     status: Status = "creating"
     device: str | None = None
     # The credential of this session's cdp_url: the CDP proxy opens for it alone.
@@ -79,10 +85,8 @@ class LocalSession:
     ended_at: datetime | None = None
     ended_reason: str | None = None
     browser: LocalBrowser | None = None
-    runner: asyncio.Task[None] | None = None
-    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    browser_gone: asyncio.Event = field(default_factory=asyncio.Event)  # every process ended
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    browser_gone: anyio.Event = field(default_factory=anyio.Event)  # every process ended
 
     @property
     def is_open(self) -> bool:
@@ -169,30 +173,40 @@ class LocalBackend:
         self.input_enabled = input_enabled
         self._sessions: dict[str, LocalSession] = {}  # insertion order = creation order
         self._grants: dict[str, PreviewGrant] = {}  # sha256(token) -> grant
+        self._runners: OwnedTasks | None = None
         self._shutting_down = False
 
     # -- life of the server ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Sweep profile dirs (and browsers) left behind by servers that died hard."""
-        await asyncio.to_thread(sweep_stale_profiles, self.base_dir)
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[LocalBackend]:
+        """Serve sessions for the block (the server's lifespan); every browser is closed on exit.
+
+        Starts by sweeping profile dirs (and browsers) left behind by servers that died hard.
+        On exit every open session ends ``server_shutdown`` and its runner closes its browser,
+        each step bounded (see ``BrowserProcess.stop``).
+        """
+        await anyio.to_thread.run_sync(sweep_stale_profiles, self.base_dir)
+        async with owned_tasks() as runners:
+            self._runners = runners
+            try:
+                yield self
+            finally:
+                self._end_all()
 
     async def aclose(self) -> None:
-        """Close every browser (bounded), marking open sessions ``server_shutdown``."""
+        """End every open session now (``server_shutdown``); return once their browsers are gone (bounded)."""
+        self._end_all()
+        with anyio.move_on_after(self.close_timeout + self.launch_timeout):
+            for session in list(self._sessions.values()):
+                await session.browser_gone.wait()
+
+    def _end_all(self) -> None:
         self._shutting_down = True
-        runners = []
         for session in self._sessions.values():
             if session.is_open:
                 session.end("closed", "server_shutdown")
-                session.stop_requested.set()
-            if session.runner is not None and not session.runner.done():
-                runners.append(session.runner)
-        if runners:
-            _done, pending = await asyncio.wait(runners, timeout=self.close_timeout + self.launch_timeout)
-            for runner in pending:
-                runner.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=self.close_timeout)
+            session.life.cancel()
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -223,16 +237,18 @@ class LocalBackend:
                 find_chromium()
             except BrowserNotFound as exc:
                 raise BackendError(503, "browser_not_found", str(exc)) from None
+        if self._runners is None:
+            raise BackendError(503, "not_running", "the local API has not started")
         now = datetime.now(UTC)
         session = LocalSession(
             id=new_session_id(),
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),
-            deadline=time.monotonic() + ttl_seconds,
+            life=anyio.CancelScope(deadline=anyio.current_time() + ttl_seconds),
         )
         self._sessions[session.id] = session
         self._forget_old_sessions()
-        session.runner = asyncio.create_task(self._run(session), name=f"session {session.id}")
+        self._runners.start_soon(self._run, session, name=f"session {session.id}")
         return session
 
     def get(self, session_id: str) -> LocalSession:
@@ -257,10 +273,11 @@ class LocalBackend:
         if not session.is_open:
             raise BackendError(409, "session_not_open", f"session {session_id} is already {session.status}")
         session.end("closed", "client_delete")
-        session.stop_requested.set()
-        # Answer once no process is left; the profile's files are removed right after.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.browser_gone.wait(), self.close_timeout + self.launch_timeout)
+        session.life.cancel()
+        # Answer once no process is left (each step of the stop is bounded); the profile's
+        # files are removed right after.
+        with anyio.move_on_after(self.close_timeout + self.launch_timeout):
+            await session.browser_gone.wait()
 
     async def screenshot(self, session_id: str) -> bytes:
         session = self.get(session_id)
@@ -330,74 +347,42 @@ class LocalBackend:
     # -- the runner -----------------------------------------------------------------------------
 
     async def _run(self, session: LocalSession) -> None:
-        browser: LocalBrowser | None = None
+        """The session's life: launch, ready, wait for its end, close. Never raises."""
         try:
-            launch = asyncio.create_task(
-                LocalBrowser.start(
-                    executable=self.executable, base_dir=self.base_dir, timeout=self.launch_timeout
-                )
-            )
-            stop = asyncio.create_task(session.stop_requested.wait())
-            try:
-                await asyncio.wait({launch, stop}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stop.cancel()
-            if not launch.done():
-                # DELETE or shutdown while creating: LocalBrowser.start cleans up on cancel.
-                launch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await launch
-                return
-            try:
-                browser = launch.result()
-            except Exception as exc:
-                log.warning("session %s: the browser did not start: %s", session.id, exc)
-                session.end("error", "launch_failed")
-                return
-            session.browser = browser
-            if not session.is_open:
-                return
-            session.device = browser.device.label
-            session.status = "ready"
-            session.ready_at = datetime.now(UTC)
-            log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)
-            await self._wait_for_end(session, browser)
-        finally:
-            if browser is not None:
-                await asyncio.shield(self._close_browser(session, browser))
-            session.browser_gone.set()
-
-    async def _wait_for_end(self, session: LocalSession, browser: LocalBrowser) -> None:
-        stop = asyncio.create_task(session.stop_requested.wait())
-        exited = asyncio.create_task(browser.wait_exited())
-        try:
-            remaining = session.deadline - time.monotonic()
-            await asyncio.wait(
-                {stop, exited}, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop.cancel()
-        if exited.done():
-            session.end("error", "browser_exited")
-            log.warning("session %s: the browser exited on its own (code %s)", session.id, exited.result())
-        else:
-            exited.cancel()
-            session.end("closed", "ttl_expired")  # no-op when DELETE or shutdown came first
-
-    async def _close_browser(self, session: LocalSession, browser: LocalBrowser) -> None:
-        try:
-            await asyncio.wait_for(browser.stop(), self.close_timeout)
+            with session.life:
+                async with LocalBrowser.running(
+                    executable=self.executable,
+                    base_dir=self.base_dir,
+                    timeout=self.launch_timeout,
+                    grace=self.close_timeout / 4,  # the stop takes up to four steps
+                ) as browser:
+                    try:
+                        session.browser = browser
+                        if not session.is_open:  # ended while the browser was starting
+                            return
+                        session.device = browser.device.label
+                        session.status = "ready"
+                        session.ready_at = datetime.now(UTC)
+                        log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)
+                        code = await browser.wait_exited()
+                        session.end("error", "browser_exited")
+                        log.warning("session %s: the browser exited on its own (code %s)", session.id, code)
+                    finally:
+                        # Shielded and bounded; DELETE answers now, the profile goes right after.
+                        await browser.stop(grace=self.close_timeout / 4)
+                        session.browser_gone.set()
+            if session.life.cancelled_caught:
+                session.end("closed", "ttl_expired")  # no-op when DELETE or shutdown came first
         except Exception as exc:
-            log.warning("session %s: closing the browser failed: %s", session.id, exc)
-            browser.process.kill_now()
-        session.browser_gone.set()
-        await browser.process.remove_files()
-        log.info("session %s %s (%s)", session.id, session.status, session.ended_reason)
+            reason = "launch_failed" if session.ready_at is None else "browser_error"
+            log.warning("session %s: %s: %s", session.id, reason.replace("_", " "), exc)
+            session.end("error", reason)
+        finally:
+            session.browser_gone.set()
+            log.info("session %s %s (%s)", session.id, session.status, session.ended_reason)
 
     def _forget_old_sessions(self) -> None:
-        ended = [
-            s for s in self._sessions.values() if not s.is_open and (s.runner is None or s.runner.done())
-        ]
+        ended = [s for s in self._sessions.values() if not s.is_open and s.browser_gone.is_set()]
         for session in ended[: max(0, len(self._sessions) - self.history_limit)]:
             del self._sessions[session.id]
 

@@ -10,10 +10,8 @@ that are gone (and any browser still running from one of them).
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
-import ctypes
 import functools
 import logging
 import os
@@ -22,12 +20,18 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from chaser_mcp.browser.cdp import CDPConnection, CDPException
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from chaser_mcp.browser._tasks import owned_tasks
+from chaser_mcp.browser.cdp import CDPConnection, CDPException, CDPTimeout
 
 from .devtools import DevToolsPipe
 
@@ -59,7 +63,7 @@ BASE_FLAGS = (
 )
 # Chromium refuses to start its sandbox as root; then, and only then, it runs without one.
 NO_SANDBOX_FLAG = "--no-sandbox"
-# Move the two pipe ends handed over as stdin/stdout to fds 3 and 4, where Chromium looks for
+# Move the two pipes handed over as stdin/stdout to fds 3 and 4, where Chromium looks for
 # them, then exec (same pid). A shell does the fd shuffle, so no Python runs between fork and
 # exec (preexec_fn is unsafe with threads).
 _PIPE_TRAMPOLINE = 'exec 3<&0 4>&1 0</dev/null 1>/dev/null; exec "$@"'
@@ -72,7 +76,6 @@ SANDBOX_HINT = (
     "the sandbox off for a non-root user"
 )
 _PROFILE_NAME = re.compile(rf"^{re.escape(PROFILE_PREFIX)}(\d+)-[A-Za-z0-9]+$")
-_PR_SET_PDEATHSIG = 1
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
 _SINGLETON_SUFFIX_LEN = len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
 
@@ -217,20 +220,25 @@ def _setpriv_with_pdeathsig() -> str | None:
     return path if "--pdeathsig" in usage else None
 
 
-def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child before exec
-    """preexec_fn fallback when ``setpriv`` is missing: die with SIGKILL when the parent dies."""
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+# Without setpriv, a short-lived interpreter sets the parent-death signal and execs (same pid),
+# so no Python runs between fork and exec in this (threaded) process.
+_PDEATHSIG_EXEC = """import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)  # the parent died before prctl took effect
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 class BrowserProcess:
-    """One running Chromium: its pid (also its process group), DevTools pipe and profile dir."""
+    """One running Chromium: its pid (also its process group), DevTools pipe and profile dir.
+
+    Made only by ``launch_browser``, whose ``async with`` block owns its tasks (the pipe's
+    reader, the stderr drain, the exit watch) and its teardown.
+    """
 
     def __init__(
-        self, process: asyncio.subprocess.Process, devtools: DevToolsPipe, profile_dir: Path, tmp_dir: Path
+        self, process: anyio.abc.Process, devtools: DevToolsPipe, profile_dir: Path, tmp_dir: Path
     ) -> None:
         self._process = process
         self.pid = process.pid
@@ -238,9 +246,10 @@ class BrowserProcess:
         self.profile_dir = profile_dir
         self.tmp_dir = tmp_dir  # the browser's TMPDIR: inside the profile unless that path is too long
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._drain_task: asyncio.Task[None] | None = None
-        self._exit_task = asyncio.create_task(process.wait(), name=f"chromium-wait {self.pid}")
+        self._stderr_done = anyio.Event()
+        self._exited = anyio.Event()
         self._closing = False
+        self._stopped = False
 
     @property
     def returncode(self) -> int | None:
@@ -248,102 +257,94 @@ class BrowserProcess:
 
     @property
     def exited(self) -> bool:
-        return self._exit_task.done()
+        return self._exited.is_set()
 
     @property
     def closing(self) -> bool:
-        """True once ``close`` started, so an exit is expected rather than a crash."""
+        """True once ``stop`` started, so an exit is expected rather than a crash."""
         return self._closing
 
     async def wait(self) -> int:
         """Wait for the main process to exit; returns its exit code."""
-        return await asyncio.shield(self._exit_task)
+        await self._exited.wait()
+        code = self._process.returncode
+        assert code is not None
+        return code
 
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr_tail)
 
-    async def connect(self, name: str = "in-process") -> CDPConnection:
-        """A CDP connection to the browser over its pipe (close it with ``aclose``)."""
-        return await self.devtools.connect(name)
+    def connect(self, name: str = "in-process") -> contextlib.AbstractAsyncContextManager[CDPConnection]:
+        """``async with browser.connect() as cdp:`` a CDP connection over the browser's pipe."""
+        return self.devtools.connect(name)
 
     def live_pids(self) -> list[int]:
         """Every non-zombie process of this browser (its whole process group)."""
         return group_pids(self.pid)
 
-    def _start_draining(self, stream: asyncio.StreamReader) -> None:
+    async def _watch_exit(self) -> None:
+        await self._process.wait()
+        self._exited.set()
+
+    async def _drain_stderr(self, stream: anyio.abc.ByteReceiveStream) -> None:
         # Chromium writes ~30 harmless D-Bus errors at start; a full pipe would block it.
-        self._drain_task = asyncio.create_task(self._drain(stream), name=f"chromium-stderr {self.pid}")
-
-    async def _drain(self, stream: asyncio.StreamReader) -> None:
-        with contextlib.suppress(Exception):
-            while line := await stream.readline():
-                self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
-
-    async def close(self, *, grace: float = 3.0) -> None:
-        """Stop the browser and delete its profile, within a bounded time."""
+        partial = b""
         try:
-            await self.stop(grace=grace)
+            async for chunk in stream:
+                *lines, partial = (partial + chunk).split(b"\n")
+                self._stderr_tail.extend(line.decode("utf-8", "replace").rstrip() for line in lines)
+                partial = partial[-4096:]
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
         finally:
-            await self.remove_files()
+            if partial:
+                self._stderr_tail.append(partial.decode("utf-8", "replace").rstrip())
+            self._stderr_done.set()
 
     async def stop(self, *, grace: float = 3.0) -> None:
-        """End every process of the browser, within a bounded time; the profile stays.
+        """End every process of the browser, each step bounded by ``grace``; the profile stays.
 
-        ``Browser.close`` over CDP first (a clean exit), then SIGTERM, then SIGKILL to
-        the whole process group as the backstop for helpers that linger.
+        The one escalation: ``Browser.close`` over the pipe (a clean exit), then SIGTERM,
+        then SIGKILL to the whole process group for helpers that linger. Shielded, so a
+        cancelled owner still leaves no process behind; idempotent.
         """
+        if self._stopped:
+            return
         self._closing = True
-        try:
-            if not self.exited:
-                await self._close_over_cdp(timeout=grace)
-            if not self.exited:
-                with contextlib.suppress(ProcessLookupError):
-                    self._process.send_signal(signal.SIGTERM)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wait(), grace)
-            await self._kill_group_remains(grace)
-        finally:
-            if self._drain_task is not None:
-                self._drain_task.cancel()
-            await self.devtools.aclose()
-
-    async def remove_files(self) -> None:
-        """Delete the profile (and a temp dir kept outside it); a few hundred ms of small files."""
-        await asyncio.to_thread(_remove_dirs, self.profile_dir, self.tmp_dir)
-
-    async def _close_over_cdp(self, timeout: float) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                with contextlib.suppress(CDPException):
-                    # The browser may close the pipe before it answers.
-                    await self.devtools.call("Browser.close", timeout=timeout)
-                await self.wait()
-        except (TimeoutError, CDPException, OSError) as exc:
-            log.debug("Browser.close on pid %d did not finish: %s", self.pid, type(exc).__name__)
-
-    async def _kill_group_remains(self, grace: float) -> None:
-        deadline = time.monotonic() + grace
-        while self.live_pids():
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(self.pid, signal.SIGKILL)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wait(), grace)
-                break
-            await asyncio.sleep(0.02)
-        # After SIGKILL, processes vanish (or turn zombie) within milliseconds.
-        deadline = time.monotonic() + grace
-        while self.live_pids() and time.monotonic() < deadline:  # noqa: ASYNC110 - /proc has no events
-            await asyncio.sleep(0.02)
+        if not self.exited and not self.devtools.closed:
+            with anyio.move_on_after(grace, shield=True):
+                with contextlib.suppress(CDPException):  # the browser may close the pipe before it answers
+                    await self.devtools.call("Browser.close", timeout=grace)
+                await self._exited.wait()
+        if not self.exited:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGTERM)
+            with anyio.move_on_after(grace, shield=True):
+                await self._exited.wait()
+        with anyio.move_on_after(grace, shield=True):  # helpers follow the main process out
+            while self.live_pids():  # noqa: ASYNC110 - /proc has no events
+                await anyio.sleep(0.02)
+        if self.live_pids():
+            self.kill()
+            with anyio.move_on_after(grace, shield=True):  # after SIGKILL: milliseconds
+                await self._exited.wait()
+                while self.live_pids():  # noqa: ASYNC110 - /proc has no events
+                    await anyio.sleep(0.02)
         if self.live_pids():
             log.warning("browser pid %d left processes behind: %s", self.pid, self.live_pids())
+        await self.devtools.aclose()
+        self._stopped = True
 
-    def kill_now(self) -> None:
-        """Synchronous last resort (cancelled launch, interpreter exit): SIGKILL the group."""
+    def kill(self) -> None:
+        """SIGKILL the whole process group (launch failures, the last step of ``stop``)."""
         self._closing = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        _remove_dirs(self.profile_dir, self.tmp_dir)
+
+    async def remove_files(self) -> None:
+        """Delete the profile (and a temp dir kept outside it); a few hundred ms of small files."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_remove_dirs, self.profile_dir, self.tmp_dir)
 
 
 def _launch_error(binary: str, what: str, tail: Iterable[str]) -> BrowserLaunchError:
@@ -380,17 +381,20 @@ def _short_tmp_dir(profile: Path) -> Path:
     raise BrowserLaunchError(f"no temp dir short enough for Chromium's socket (profile {profile})")
 
 
+@contextlib.asynccontextmanager
 async def launch_browser(
     *,
     executable: str | None = None,
     base_dir: Path | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = 20.0,
-) -> BrowserProcess:
-    """Start a headless Chromium and return once it answers on its DevTools pipe.
+    grace: float = 3.0,
+) -> AsyncIterator[BrowserProcess]:
+    """``async with launch_browser() as browser:`` a headless Chromium for the block.
 
-    Cancellation-safe: if this is cancelled or fails after the process started, the
-    process group is killed and the profile removed before the error propagates.
+    Enters once the browser answers on its DevTools pipe. However the block ends (normally,
+    by an error, by cancellation, or the browser failing to start), every process of the
+    browser is stopped (``BrowserProcess.stop``) and its profile removed before it exits.
     """
     binary = executable or find_chromium()
     base = base_dir or default_base_dir()
@@ -406,81 +410,64 @@ async def launch_browser(
     # Chromium leaves org.chromium.Chromium.* dirs in $TMPDIR on every kill: keep them with the profile.
     env["TMPDIR"] = str(tmp_dir)
 
+    # Chromium reads commands from fd 3 and writes to fd 4: the trampoline moves our stdin and
+    # stdout pipes there, so the process's own streams are the DevTools pipe.
     trampoline = ["/bin/sh", "-c", _PIPE_TRAMPOLINE, "sh", binary, *args]
     setpriv = _setpriv_with_pdeathsig()
     if setpriv:
         command = [setpriv, "--pdeathsig", "KILL", "--", *trampoline]
-        preexec = None
     else:
-        command = trampoline
-        preexec = _set_parent_death_signal
-    # Chromium reads commands from fd 3 and writes to fd 4 (handed over as its stdin/stdout).
-    to_browser_read, to_browser_write = os.pipe()
-    from_browser_read, from_browser_write = os.pipe()
+        command = [sys.executable, "-I", "-S", "-c", _PDEATHSIG_EXEC, str(os.getpid()), *trampoline]
     try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=to_browser_read,
-            stdout=from_browser_write,
-            stderr=asyncio.subprocess.PIPE,
+        process = await anyio.open_process(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,
-            preexec_fn=preexec,
         )
     except BaseException:
-        for fd in (to_browser_read, to_browser_write, from_browser_read, from_browser_write):
-            os.close(fd)
         _remove_dirs(profile, tmp_dir)
         raise
-    finally:
-        # The child has its copies; ours would keep the pipe open after Chromium exits.
-        with contextlib.suppress(OSError):
-            os.close(to_browser_read)
-        with contextlib.suppress(OSError):
-            os.close(from_browser_write)
-    assert process.stderr is not None
-    tail: collections.deque[str] = collections.deque(maxlen=40)
-    drain = asyncio.create_task(_collect(process.stderr, tail))
-    devtools: DevToolsPipe | None = None
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     try:
-        devtools = await DevToolsPipe.open(from_browser_read, to_browser_write, label=f"pid {process.pid}")
-        await devtools.call("Browser.getVersion", timeout=timeout)
-    except BaseException as exc:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(process.wait()), 2)
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(drain, 1)  # the last lines say why it failed
-        drain.cancel()
-        if devtools is not None:
-            await devtools.aclose()
-        else:
-            for fd in (from_browser_read, to_browser_write):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        _remove_dirs(profile, tmp_dir)
-        if isinstance(exc, TimeoutError):
+        async with owned_tasks() as tasks:
+            devtools = DevToolsPipe(process.stdout, process.stdin, tasks, label=f"pid {process.pid}")
+            browser = BrowserProcess(process, devtools, profile, tmp_dir)
+            tasks.start_soon(browser._watch_exit, name=f"chromium-wait {process.pid}")
+            tasks.start_soon(browser._drain_stderr, process.stderr, name=f"chromium-stderr {process.pid}")
+            devtools.start()
+            try:
+                await _handshake(browser, binary, timeout)
+                log.debug("launched browser pid %d (%s)", browser.pid, profile.name)
+                yield browser
+            finally:
+                await browser.stop(grace=grace)
+                tasks.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(grace):
+                await process.aclose()  # our ends of its pipes; reaps it (killed if it lingers)
+            await anyio.to_thread.run_sync(_remove_dirs, profile, tmp_dir)
+
+
+async def _handshake(browser: BrowserProcess, binary: str, timeout: float) -> None:
+    """Wait for the browser's first DevTools answer; a launch error with its last words if none comes."""
+    try:
+        await browser.devtools.call("Browser.getVersion", timeout=timeout)
+    except CDPException as exc:
+        browser.kill()
+        with anyio.move_on_after(2, shield=True):
+            await browser.wait()
+        with anyio.move_on_after(1, shield=True):
+            await browser._stderr_done.wait()  # the last lines say why it failed
+        tail = browser._stderr_tail
+        if isinstance(exc, CDPTimeout):
             what = f"did not answer on its DevTools pipe within {timeout:g} s"
-            raise _launch_error(binary, what, tail) from None
-        if isinstance(exc, CDPException):
-            raise _launch_error(
-                binary, f"exited with code {process.returncode} before offering DevTools", tail
-            ) from None
-        raise
-    drain.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await drain
-    browser = BrowserProcess(process, devtools, profile, tmp_dir)
-    browser._stderr_tail.extend(tail)
-    browser._start_draining(process.stderr)
-    log.debug("launched browser pid %d (%s)", browser.pid, profile.name)
-    return browser
-
-
-async def _collect(stream: asyncio.StreamReader, tail: collections.deque[str]) -> None:
-    while line := await stream.readline():
-        tail.append(line.decode("utf-8", "replace").rstrip())
+        else:
+            what = f"exited with code {browser.returncode} before offering DevTools"
+        raise _launch_error(binary, what, tail) from None
 
 
 __all__ = [

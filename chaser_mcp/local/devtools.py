@@ -22,19 +22,27 @@ websocket connections to Chromium's own endpoint. Routing then needs no guessing
 
 When a client leaves, its browser session is detached, which ends every session it
 attached and its auto-attach: nothing it set up keeps pausing new tabs.
+
+The pipe's reader (and the detach of a client cut off for falling behind) run in the
+task group of the browser that owns the pipe (see ``chromium.launch_browser``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import collections
 import contextlib
 import itertools
 import json
 import logging
-import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from chaser_mcp.browser._tasks import OwnedTasks
 from chaser_mcp.browser.cdp import CDPConnection, CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed
 
 log = logging.getLogger("chaser_mcp.local.devtools")
@@ -64,9 +72,8 @@ class PipeClient:
     browser_session: str
     name: str
     sessions: set[str] = field(default_factory=set)
-    _inbox: asyncio.Queue[dict[str, Any] | object] = field(
-        default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_LIMIT)
-    )
+    _inbox: collections.deque[dict[str, Any] | object] = field(default_factory=collections.deque)
+    _arrived: anyio.Event | None = None
     _closed_reason: str | None = None
 
     @property
@@ -79,10 +86,12 @@ class PipeClient:
         await self._pipe._send_for(self, message)
 
     async def receive(self) -> dict[str, Any]:
-        item = await self._inbox.get()
-        if item is _CLOSED:
-            self._inbox.put_nowait(_CLOSED)  # later calls fail the same way
+        while not self._inbox:
+            self._arrived = anyio.Event()
+            await self._arrived.wait()
+        if self._inbox[0] is _CLOSED:  # stays queued: later calls fail the same way
             raise TransportClosed(self._closed_reason or "the connection ended")
+        item = self._inbox.popleft()
         assert isinstance(item, dict)
         return item
 
@@ -90,64 +99,69 @@ class PipeClient:
         """Leave the browser: detach the browser session (and so everything under it)."""
         if self._closed_reason is None:
             self._end("closed by this client")
-            await self._pipe._forget(self, detach=True)
+            await self._pipe._forget(self)
 
     def _deliver(self, message: dict[str, Any]) -> None:
         if self._closed_reason is not None:
             return
-        try:
-            self._inbox.put_nowait(message)
-        except asyncio.QueueFull:
+        if len(self._inbox) >= CLIENT_QUEUE_LIMIT:
             log.warning("CDP client %s stopped reading; disconnected it", self.name)
             self._end("the client fell too far behind the browser")
             self._pipe._forget_soon(self)
+            return
+        self._put(message)
+
+    def _put(self, item: dict[str, Any] | object) -> None:
+        self._inbox.append(item)
+        if self._arrived is not None:
+            self._arrived.set()
 
     def _end(self, reason: str) -> None:
         if self._closed_reason is None:
             self._closed_reason = reason
-            # Never blocks: make room for the end marker if the inbox is full.
-            if self._inbox.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    self._inbox.get_nowait()
-            self._inbox.put_nowait(_CLOSED)
+            self._put(_CLOSED)
+
+
+class _RootReply:
+    """The answer to one of our own root-session calls, filled in by the reader."""
+
+    __slots__ = ("arrived", "message")
+
+    def __init__(self) -> None:
+        self.arrived = anyio.Event()
+        self.message: dict[str, Any] | None = None
 
 
 class DevToolsPipe:
-    """The pipe to one Chromium: a reader task, a writer, and the routing between clients."""
+    """The pipe to one Chromium: a reader, a writer, and the routing between clients.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, label: str) -> None:
-        self._reader = reader
-        self._writer = writer
+    ``receive``/``send`` are the browser's fd 4 and fd 3 (as byte streams); ``tasks`` is
+    the task group that owns the reader, started with ``start``.
+    """
+
+    def __init__(
+        self,
+        receive: anyio.abc.ByteReceiveStream,
+        send: anyio.abc.ByteSendStream,
+        tasks: OwnedTasks,
+        *,
+        label: str,
+    ) -> None:
+        self._reader = BufferedByteReceiveStream(receive)
+        self._writer = send
+        self._tasks = tasks
         self._label = label
         self._ids = itertools.count(1)
-        # pipe id -> (client, its own id) for client commands, or a future for our own root calls
-        self._pending: dict[int, tuple[PipeClient, Any, str] | tuple[None, asyncio.Future[Any], str]] = {}
+        # pipe id -> (client, its own id) for client commands, or a reply slot for our own root calls
+        self._pending: dict[int, tuple[PipeClient, Any, str] | tuple[None, _RootReply, str]] = {}
         self._owners: dict[str, PipeClient] = {}  # session id -> client
         self._clients: set[PipeClient] = set()
         self._closed_reason: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._read_task = asyncio.create_task(self._read_loop(), name=f"devtools-pipe {label}")
+        self._read_done = anyio.Event()
 
-    @classmethod
-    async def open(cls, read_fd: int, write_fd: int, *, label: str) -> DevToolsPipe:
-        """Wrap our ends of the two pipes (the fds are owned by the result from here on)."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_MESSAGE_LIMIT)
-        read_file = os.fdopen(read_fd, "rb", buffering=0)
-        try:
-            write_file = os.fdopen(write_fd, "wb", buffering=0)
-        except BaseException:
-            read_file.close()
-            raise
-        try:
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_file)
-            transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, write_file)
-        except BaseException:
-            read_file.close()
-            write_file.close()
-            raise
-        writer = asyncio.StreamWriter(transport, protocol, None, loop)
-        return cls(reader, writer, label=label)
+    def start(self) -> None:
+        """Start reading (in the owner's task group)."""
+        self._tasks.start_soon(self._read_loop, name=f"devtools-pipe {self._label}")
 
     @property
     def closed(self) -> bool:
@@ -155,18 +169,15 @@ class DevToolsPipe:
 
     async def wait_closed(self) -> None:
         """Return once Chromium closed its end (it exited) or ``aclose`` ran."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._read_task)
+        if self._closed_reason is None:
+            await self._read_done.wait()
 
     async def aclose(self) -> None:
+        """End every client and close our end of the pipe; the reader then sees the end."""
         self._shut("the browser connection was closed")
-        self._read_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._read_task
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(Exception):
-            self._writer.close()
+        with anyio.CancelScope(shield=True):
+            await self._writer.aclose()
+            await self._reader.aclose()
 
     # -- our own calls on the root session ---------------------------------------------------------
 
@@ -177,19 +188,23 @@ class DevToolsPipe:
         if self._closed_reason is not None:
             raise CDPConnectionClosed(f"DevTools pipe of {self._label} is closed: {self._closed_reason}")
         pipe_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[pipe_id] = (None, future, method)
+        slot = _RootReply()
+        self._pending[pipe_id] = (None, slot, method)
         try:
             try:
                 await self._write({"id": pipe_id, "method": method, "params": params or {}})
             except TransportClosed as exc:
                 raise CDPConnectionClosed(f"DevTools pipe of {self._label} closed: {exc.reason}") from None
             try:
-                reply = await asyncio.wait_for(asyncio.shield(future), timeout)
+                with anyio.fail_after(timeout):
+                    await slot.arrived.wait()
             except TimeoutError:
                 raise CDPTimeout(f"{method} got no answer within {timeout:g} s") from None
         finally:
             self._pending.pop(pipe_id, None)
+        reply = slot.message
+        if reply is None:
+            raise CDPConnectionClosed(f"DevTools pipe of {self._label} closed: {self._closed_reason}")
         error = reply.get("error")
         if isinstance(error, dict):
             raise CDPError(int(error.get("code", 0)), str(error.get("message", "unknown error")), method)
@@ -209,9 +224,14 @@ class DevToolsPipe:
         self._owners[client.browser_session] = client
         return client
 
-    async def connect(self, name: str = "in-process", *, timeout: float = 10.0) -> CDPConnection:
-        """A CDPConnection in this process, as if connected to the browser's own endpoint."""
-        return CDPConnection(await self.open_client(name, timeout=timeout), label=f"{self._label} {name}")
+    @contextlib.asynccontextmanager
+    async def connect(
+        self, name: str = "in-process", *, timeout: float = 10.0
+    ) -> AsyncIterator[CDPConnection]:
+        """A CDPConnection in this process for the block, as if connected to the browser's own endpoint."""
+        client = await self.open_client(name, timeout=timeout)
+        async with CDPConnection.over(client, label=f"{self._label} {name}") as connection:
+            yield connection
 
     async def _send_for(self, client: PipeClient, message: dict[str, Any]) -> None:
         client_id = message.get("id")
@@ -228,18 +248,15 @@ class DevToolsPipe:
 
     async def _write(self, message: dict[str, Any]) -> None:
         try:
-            self._writer.write(json.dumps(message).encode() + b"\0")
-            await self._writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
+            await self._writer.send(json.dumps(message).encode() + b"\0")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, RuntimeError) as exc:
             self._shut(f"the browser's pipe broke ({type(exc).__name__})")
             raise TransportClosed(self._closed_reason or "the browser connection ended") from None
 
     def _forget_soon(self, client: PipeClient) -> None:
-        task = asyncio.create_task(self._forget(client, detach=True))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start_soon(self._forget, client, name=f"devtools-forget {client.name}")
 
-    async def _forget(self, client: PipeClient, *, detach: bool) -> None:
+    async def _forget(self, client: PipeClient) -> None:
         self._clients.discard(client)
         for session in (client.browser_session, *client.sessions):
             if self._owners.get(session) is client:
@@ -247,9 +264,12 @@ class DevToolsPipe:
         for pipe_id, entry in list(self._pending.items()):
             if entry[0] is client:
                 del self._pending[pipe_id]
-        if detach and self._closed_reason is None:
+        if self._closed_reason is None:
             # Detaching the browser session ends the sessions attached through it and its auto-attach.
-            with contextlib.suppress(CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed):
+            with (
+                anyio.CancelScope(shield=True),
+                contextlib.suppress(CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed),
+            ):
                 await self.call("Target.detachFromTarget", {"sessionId": client.browser_session}, timeout=5)
 
     # -- the reader --------------------------------------------------------------------------------
@@ -259,20 +279,20 @@ class DevToolsPipe:
         try:
             while True:
                 try:
-                    raw = await self._reader.readuntil(b"\0")
-                except asyncio.IncompleteReadError:
+                    raw = await self._reader.receive_until(b"\0", _MESSAGE_LIMIT)
+                except (anyio.IncompleteRead, anyio.EndOfStream, anyio.ClosedResourceError):
                     break
-                except asyncio.LimitOverrunError:
+                except anyio.DelimiterNotFound:
                     reason = "the browser sent a message larger than 1 GiB"
                     break
                 try:
-                    message = json.loads(raw[:-1])
+                    message = json.loads(raw)
                 except ValueError:
                     log.warning("DevTools pipe of %s carried a non-JSON message; ignored", self._label)
                     continue
                 if isinstance(message, dict):
                     self._dispatch(message)
-        except asyncio.CancelledError:
+        except anyio.get_cancelled_exc_class():
             reason = "the browser connection was closed"
             raise
         except Exception as exc:  # a broken read must still end every client cleanly
@@ -280,6 +300,7 @@ class DevToolsPipe:
             log.warning("DevTools pipe of %s failed: %s", self._label, type(exc).__name__)
         finally:
             self._shut(reason)
+            self._read_done.set()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         pipe_id = message.get("id")
@@ -289,9 +310,9 @@ class DevToolsPipe:
                 return
             owner, token, method = entry
             if owner is None:
-                assert isinstance(token, asyncio.Future)
-                if not token.done():
-                    token.set_result(message)
+                assert isinstance(token, _RootReply)
+                token.message = message
+                token.arrived.set()
                 return
             message["id"] = token
             result = message.get("result")
@@ -333,9 +354,8 @@ class DevToolsPipe:
             return
         self._closed_reason = reason
         for owner, token, _method in self._pending.values():
-            if owner is None and isinstance(token, asyncio.Future) and not token.done():
-                token.set_exception(CDPConnectionClosed(f"DevTools pipe of {self._label} closed: {reason}"))
-                token.exception()  # nobody may await it any more
+            if owner is None and isinstance(token, _RootReply):
+                token.arrived.set()  # no message: the caller raises CDPConnectionClosed
         self._pending.clear()
         for client in list(self._clients):
             client._end(reason)

@@ -15,7 +15,6 @@ viewer never disturbs the session's emulation or other clients.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -24,8 +23,10 @@ import logging
 import math
 from typing import Any
 
+import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from chaser_mcp.browser._tasks import first_to_finish
 from chaser_mcp.browser.cdp import CDPConnection, CDPException
 
 from .runtime import LocalBrowser
@@ -146,31 +147,23 @@ async def stream_preview(
     *,
     fps: int,
     input_enabled: bool,
-    session_ended: asyncio.Event,
+    session_ended: anyio.Event,
 ) -> None:
     """Stream the session's visible page to an accepted websocket until either side goes away."""
     page = await browser.page()
-    async with await browser.connect("live view") as cdp:
+    async with browser.connect("live view") as cdp:
         attached = await cdp.send("Target.attachToTarget", {"targetId": page.target_id, "flatten": True})
         session_id = str(attached["sessionId"])
-        tasks = [
-            asyncio.create_task(
-                _pump_frames(websocket, cdp, session_id, fps=fps, input_enabled=input_enabled)
-            ),
-            asyncio.create_task(_pump_input(websocket, cdp, session_id, input_enabled=input_enabled)),
-            asyncio.create_task(session_ended.wait()),
-        ]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                error = task.exception()
-                if error is not None and not isinstance(error, (WebSocketDisconnect, CDPException)):
-                    raise error
+            await first_to_finish(
+                lambda: _pump_frames(websocket, cdp, session_id, fps=fps, input_enabled=input_enabled),
+                lambda: _pump_input(websocket, cdp, session_id, input_enabled=input_enabled),
+                session_ended.wait,
+                quiet=(WebSocketDisconnect, CDPException),
+                what="live view",
+            )
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(CDPException):
+            with anyio.CancelScope(shield=True), contextlib.suppress(CDPException):
                 await cdp.send("Page.stopScreencast", session_id=session_id, timeout=2)
 
 

@@ -5,25 +5,31 @@ one browser-level connection open for the browser's whole life and auto-attaches
 (paused, ``waitForDebuggerOnStart``) to every page target: the initial tab and any
 tab a client opens later get the phone before they run a line of script. Other
 clients (our browsing functions, Playwright) attach alongside and see the phone.
+
+``LocalBrowser.running`` is one ``async with`` block from launch to teardown: the
+browser, its manager connection and the target watcher live and die with it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import logging
-import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import anyio
+
+from chaser_mcp.browser._tasks import owned_tasks
 from chaser_mcp.browser.cdp import (
     CDPConnection,
     CDPConnectionClosed,
     CDPError,
     CDPEvent,
     CDPException,
+    CDPTimeout,
     EventStream,
 )
 
@@ -68,57 +74,53 @@ class LocalBrowser:
         self.cdp = cdp
         self.device = device
         self._pages: dict[str, str] = {}  # session id -> target id, oldest first
-        self._first_page = asyncio.Event()
-        self._watcher: asyncio.Task[None] | None = None
-        self._closed = False
+        self._first_page = anyio.Event()
 
-    async def connect(self, name: str = "in-process") -> CDPConnection:
-        """Another CDP connection to this browser (its own browser session); close it when done."""
-        return await self.process.connect(name)
+    def connect(self, name: str = "in-process") -> contextlib.AbstractAsyncContextManager[CDPConnection]:
+        """``async with browser.connect() as cdp:`` another connection (its own browser session)."""
+        return self.process.connect(name)
 
     @classmethod
-    async def start(
+    @contextlib.asynccontextmanager
+    async def running(
         cls,
         *,
         executable: str | None = None,
         base_dir: Path | None = None,
         timeout: float = 30.0,
-    ) -> LocalBrowser:
-        """Launch Chromium and return once its first page shows the phone. Cancellation-safe."""
-        deadline = time.monotonic() + timeout
-        process = await launch_browser(executable=executable, base_dir=base_dir, timeout=timeout)
-        browser: LocalBrowser | None = None
-        try:
-            remaining = max(1.0, deadline - time.monotonic())
-            cdp = await process.connect("manager")
-            try:
-                version = await cdp.send("Browser.getVersion", timeout=remaining)
-            except BaseException:
-                await cdp.aclose()
-                raise
-            device = pixel_7(chrome_version_from_product(str(version.get("product", ""))))
-            browser = cls(process, cdp, device)
-            await browser._attach_everything(max(1.0, deadline - time.monotonic()))
-            return browser
-        except BaseException:
-            if browser is not None:
-                await asyncio.shield(browser.close())
-            else:
-                process.kill_now()
-            raise
+        grace: float = 3.0,
+    ) -> AsyncIterator[LocalBrowser]:
+        """``async with LocalBrowser.running() as browser:`` enters once the first page shows the phone.
 
-    async def _attach_everything(self, timeout: float) -> None:
-        events = self.cdp.listen("Target.attachedToTarget", "Target.detachedFromTarget")
-        self._watcher = asyncio.create_task(self._watch_targets(events), name=f"targets {self.process.pid}")
+        ``timeout`` bounds each step of the start (the launch, then the phone on the first
+        page); leaving the block (however) stops every process and removes the profile
+        (see ``launch_browser``).
+        """
+        async with (
+            launch_browser(executable=executable, base_dir=base_dir, timeout=timeout, grace=grace) as process,
+            process.connect("manager") as cdp,
+            owned_tasks() as watchers,
+        ):
+            try:
+                with anyio.fail_after(timeout):
+                    version = await cdp.send("Browser.getVersion")
+                    device = pixel_7(chrome_version_from_product(str(version.get("product", ""))))
+                    browser = cls(process, cdp, device)
+                    events = cdp.listen("Target.attachedToTarget", "Target.detachedFromTarget")
+                    watchers.start_soon(browser._watch_targets, events, name=f"targets {process.pid}")
+                    await browser._attach_everything()
+            except TimeoutError:
+                raise CDPTimeout(f"the browser showed no phone page within {timeout:g} s") from None
+            try:
+                yield browser
+            finally:
+                watchers.cancel()
+
+    async def _attach_everything(self) -> None:
         await self.cdp.send(
-            "Target.setAutoAttach",
-            {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
-            timeout=timeout,
+            "Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True}
         )
-        try:
-            await asyncio.wait_for(self._first_page.wait(), timeout)
-        except TimeoutError:
-            raise CDPException(f"the browser showed no page within {timeout:g} s") from None
+        await self._first_page.wait()
 
     async def _watch_targets(self, events: EventStream) -> None:
         with events:
@@ -162,9 +164,10 @@ class LocalBrowser:
         A hidden tab paints nothing, so a screenshot or screencast of it would wait forever.
         """
         if not self._pages:
-            self._first_page.clear()
-            await self.cdp.send("Target.createTarget", {"url": "about:blank"}, timeout=timeout)
-            await asyncio.wait_for(self._first_page.wait(), timeout)
+            self._first_page = anyio.Event()
+            with anyio.fail_after(timeout):
+                await self.cdp.send("Target.createTarget", {"url": "about:blank"})
+                await self._first_page.wait()
         pages = [PageRef(target, session) for session, target in reversed(self._pages.items())]
         if len(pages) == 1:
             return pages[0]
@@ -209,27 +212,8 @@ class LocalBrowser:
     async def wait_exited(self) -> int:
         return await self.process.wait()
 
-    async def close(self, *, grace: float = 3.0) -> None:
-        """Stop the browser and delete its profile. Bounded."""
-        try:
-            await self.stop(grace=grace)
-        finally:
-            await self.process.remove_files()
-
     async def stop(self, *, grace: float = 3.0) -> None:
-        """End every browser process (Browser.close on our connection, then escalation). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self.process.exited and not self.cdp.closed:
-            with contextlib.suppress(CDPException):
-                # Chromium often drops the socket before it answers.
-                await self.cdp.send("Browser.close", timeout=grace)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.process.wait(), grace)
-        if self._watcher is not None:
-            self._watcher.cancel()
-        await self.cdp.aclose()
+        """End every browser process (the escalation in ``BrowserProcess.stop``); the profile stays."""
         await self.process.stop(grace=grace)
 
 
