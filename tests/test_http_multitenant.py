@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from chaser_mcp.api import ChaserClient
-from chaser_mcp.transports.http import KeyVerifier
+from chaser_mcp.transports.auth import KeyVerifier
 from tests.fake_chaser import DEFAULT_KEY, Delay, FakeChaser
 from tests.http_clients import (
     ACCEPT,
