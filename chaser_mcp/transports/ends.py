@@ -1,14 +1,20 @@
 """When a conversation ends: its SSE stream closing, the client's ``DELETE /mcp``, or idling out.
 
 Why the gate watches the transport here rather than registering on the SDK's end hook
-(``Connection.exit_stack``, unwound when a connection ends): in SDK 2.3 that hook is
-reached only from inside a request the SDK serves, so it exists only after a first tool
-call; its unwind is cut off after 5 s (``runner._EXIT_STACK_CLOSE_TIMEOUT``), shorter than
-the cleanup bound; a 2026-07-28 request's connection ends with the request, so it says
-nothing about a caller's lease; and the gate must learn each ``Mcp-Session-Id`` and SSE
-stream id from the SDK's answer anyway, to bind it to its principal before the client can
-use it. So: an SSE stream ends when the SDK's endpoint returns (the stream closed); an
-MCP session ends when the SDK accepts its ``DELETE``; the idle sweeper
+(``Connection.exit_stack``, unwound when a connection ends), checked against SDK 2.3:
+
+* a tool reaches that hook only through a private attribute
+  (``ctx.request_context.session._connection``), so only from inside a request the SDK
+  serves, after a first tool call;
+* its unwind is bounded by the SDK (``runner._EXIT_STACK_CLOSE_TIMEOUT``, 5 s), not by
+  ``CHASER_CLEANUP_TIMEOUT``, and logs a warning when a cleanup runs past it;
+* a 2026-07-28 request's connection ends with the request, so it says nothing about a
+  caller's lease, which only the idle sweeper can end;
+* the gate must learn each ``Mcp-Session-Id`` and SSE stream id from the SDK's answer
+  anyway, to bind it to its principal before the client can use it.
+
+So: an SSE stream ends when the SDK's endpoint returns (the stream closed); an MCP
+session ends when the SDK accepts its ``DELETE``; the idle sweeper
 (``Conversations.sweep_idle_forever``) ends abandoned sessions and expired leases; and
 ``Conversations.shutdown`` ends every conversation when the server stops.
 """
