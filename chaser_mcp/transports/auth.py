@@ -27,7 +27,7 @@ from ..api import AuthenticationError, ChaserClient, ChaserError
 from ..config import Settings
 from ..server import ServerState
 
-__all__ = ["Caller", "CallerBackend", "KeyVerifier", "Refused", "refusal_response"]
+__all__ = ["Caller", "CallerBackend", "KeyVerifier", "refusal_response"]
 
 log = logging.getLogger("chaser_mcp.transports.auth")
 

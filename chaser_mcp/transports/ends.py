@@ -32,7 +32,7 @@ from .auth import Caller
 from .connections import ConnectionRegistry, announced_stream, too_many_connections
 from .resolution import Binding, conversation_key
 
-__all__ = ["ConversationEnds", "Forward"]
+__all__ = ["ConversationEnds"]
 
 log = logging.getLogger("chaser_mcp.transports.ends")
 

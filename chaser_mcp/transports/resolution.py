@@ -32,7 +32,6 @@ __all__ = [
     "Binding",
     "conversation_key",
     "http_conversation_of",
-    "is_modern_request",
     "resolve",
 ]
 
