@@ -59,7 +59,7 @@ from bench.common import (
     write_result,
 )
 from tests.fake_chaser import FAULT_KINDS
-from tests.http_server import free_port
+from tests.http_server import listening_port
 
 TTL = 600
 PERSIST_TTL = 3599  # persisted sessions are told apart at the fake by this TTL
@@ -115,10 +115,9 @@ class RunningServer:
 
 @asynccontextmanager
 async def chaser_server(api_url: str, plan: Plan, tmp: Path) -> AsyncIterator[RunningServer]:
-    """``python -m chaser_mcp --transport http --multi-tenant`` on a free port, healthy."""
-    port = free_port()
+    """``python -m chaser_mcp --transport http --multi-tenant`` on a port the OS picks, healthy."""
     command = [
-        *(sys.executable, "-m", "chaser_mcp", "--transport", "http", "--port", str(port)),
+        *(sys.executable, "-m", "chaser_mcp", "--transport", "http", "--port", "0"),
         *("--multi-tenant", "--lease", str(plan.lease_s), "--session-idle-timeout", "60"),
         *("--journal", str(tmp / "journal.sqlite3"), "--timeout", str(plan.api_timeout_s)),
         *("--log-level", "INFO"),
@@ -129,14 +128,16 @@ async def chaser_server(api_url: str, plan: Plan, tmp: Path) -> AsyncIterator[Ru
     with log.open("wb") as out:
         process = await anyio.open_process(command, env=env, stdout=out, stderr=out, cwd=REPO_ROOT)
     try:
-        base = f"http://127.0.0.1:{port}"
+        base = ""
         async with httpx.AsyncClient(timeout=2) as http:
             with anyio.fail_after(30):
                 while True:
                     if process.returncode is not None:
                         raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()}")
+                    if not base and (port := listening_port(process.pid)):
+                        base = f"http://127.0.0.1:{port}"
                     try:
-                        if (await http.get(f"{base}/healthz")).status_code == 200:
+                        if base and (await http.get(f"{base}/healthz")).status_code == 200:
                             break
                     except httpx.HTTPError:
                         pass

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -122,9 +122,13 @@ class Conversations:
         sweep_interval: float = 30.0,
         store: OwnershipStore | None = None,
         pending: PendingDeletes | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``store`` journals ownership so another process can clean up if this one dies hard;
-        ``pending`` holds what cleanup could not delete (its worker must run for retries)."""
+        ``pending`` holds what cleanup could not delete (its worker must run for retries).
+        ``clock`` is what idle and lease rules measure silence with (tests move it by hand and
+        call ``end_idle`` for a sweep now, instead of sleeping)."""
+        self.clock = clock
         self._cleanup_timeout = cleanup_timeout
         self._sweep_interval = sweep_interval
         self._store = store
@@ -145,21 +149,23 @@ class Conversations:
         """The conversation with this id, created on first use; every use renews its lease."""
         conversation = self._live.get(conversation_id)
         if conversation is None:
-            conversation = Conversation(conversation_id, api, principal=principal, idle_timeout=idle_timeout)
+            conversation = Conversation(
+                conversation_id, api, principal=principal, idle_timeout=idle_timeout, last_seen=self.clock()
+            )
             self._live[conversation_id] = conversation
             log.debug("conversation %s opened", conversation_id)
-        conversation.last_seen = time.monotonic()
+        conversation.last_seen = self.clock()
         return conversation
 
     def touch(self, conversation_id: str) -> None:
         """Renew a conversation's lease (any request from its client counts)."""
         conversation = self._live.get(conversation_id)
         if conversation is not None:
-            conversation.last_seen = time.monotonic()
+            conversation.last_seen = self.clock()
 
     async def end_idle(self) -> list[CleanupReport]:
-        """End every conversation whose client has been silent past its idle timeout."""
-        now = time.monotonic()
+        """End every conversation whose client has been silent past its idle timeout (a sweep, now)."""
+        now = self.clock()
         idle = [
             c.id
             for c in self._live.values()

@@ -169,3 +169,17 @@ async def wait_until(predicate: Callable[[], bool], *, timeout: float = 5.0, wha
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await anyio.sleep(0.02)
+
+
+class ManualClock:
+    """A monotonic clock that moves only when a test says so: idle and lease rules are tested by
+    advancing it, never by sleeping."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -7,60 +7,16 @@ task group failing) and watch what a supervisor polling ``/healthz`` would see.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import anyio
 import httpx
 import pytest
-import uvicorn
 from mcp import Client
-from mcp.server.mcpserver import MCPServer
 
-from chaser_mcp.api import ChaserClient
 from chaser_mcp.conversations import Conversations
-from chaser_mcp.server import ServerState, build_server
-from chaser_mcp.transports.http import build_http_app, http_conversation_of
 from tests.fake_chaser import FakeChaser
-from tests.http_server import free_port
-from tests.mcp_support import fast_settings, wait_until
+from tests.http_server import Served, served
 
 pytestmark = pytest.mark.anyio
-
-
-class Served:
-    def __init__(self, base: str, state: ServerState, server: MCPServer) -> None:
-        self.base = base
-        self.state = state
-        self.server = server
-
-    async def health(self) -> httpx.Response:
-        async with httpx.AsyncClient() as http:
-            return await http.get(f"{self.base}/healthz")
-
-
-@asynccontextmanager
-async def served(fake: FakeChaser, conversations: Conversations | None = None) -> AsyncIterator[Served]:
-    """The HTTP app as ``serve_http`` runs it, on a free loopback port, stopped on exit."""
-    port = free_port()
-    settings = fast_settings(fake.url, transport="http", port=port)
-    client = ChaserClient(settings.api_key, base_url=settings.base_url, timeout=settings.timeout)
-    if conversations is None:
-        conversations = Conversations(cleanup_timeout=3, sweep_interval=0.05)
-    state = ServerState(settings, client, conversations)
-    server = build_server(state, http_conversation_of(state))
-    config = uvicorn.Config(
-        build_http_app(state, server), host="127.0.0.1", port=port, lifespan="on", log_level="critical"
-    )
-    uvicorn_server = uvicorn.Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(uvicorn_server.serve)
-        await wait_until(lambda: uvicorn_server.started, timeout=15, what="uvicorn to start")
-        try:
-            yield Served(f"http://127.0.0.1:{port}", state, server)
-        finally:
-            uvicorn_server.should_exit = True
-    await client.aclose()
 
 
 async def wait_for_status(target: Served, status: int) -> httpx.Response:

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from chaser_mcp.api import ChaserClient
-from chaser_mcp.transports.http import KeyVerifier
+from chaser_mcp.conversations import Conversations
+from chaser_mcp.transports.auth import KeyVerifier
 from tests.fake_chaser import DEFAULT_KEY, Delay, FakeChaser
 from tests.http_clients import (
     ACCEPT,
@@ -29,8 +30,8 @@ from tests.http_clients import (
     sse_stream,
     tool_call,
 )
-from tests.http_server import HttpServer
-from tests.mcp_support import wait_until
+from tests.http_server import HttpServer, served
+from tests.mcp_support import ManualClock, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -140,6 +141,25 @@ async def test_a_key_over_its_mcp_session_cap_is_told_what_to_do(server: HttpSer
     assert f"{CAP} open MCP sessions and SSE streams" in message
     assert "CHASER_MAX_CONNECTIONS_PER_CALLER" in message and "DELETE /mcp" in message
     assert bobs and closed.status_code == 200 and again
+
+
+async def test_an_mcp_session_idle_past_the_timeout_frees_its_callers_slot(fake: FakeChaser) -> None:
+    clock = ManualClock()
+    conversations = Conversations(cleanup_timeout=3, sweep_interval=3600, clock=clock)
+    changes = {"api_key": None, "multi_tenant": True, "max_connections_per_caller": 1}
+    async with (
+        served(fake, conversations, session_idle_timeout=60.0, **changes) as target,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        assert await open_mcp_session(http, target.mcp_url, ALICE)
+        clock.advance(59)
+        refused = await http.post(
+            target.mcp_url, json=initialize_request(), headers={**ACCEPT, **bearer(ALICE)}
+        )
+        clock.advance(2)
+        again = await open_mcp_session(http, target.mcp_url, ALICE)
+    assert refused.status_code == 429
+    assert again
 
 
 async def test_a_key_over_its_sse_stream_cap_is_refused_until_one_closes(sse_server: HttpServer) -> None:

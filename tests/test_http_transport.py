@@ -1,6 +1,7 @@
 """SSE and streamable HTTP: every tool in both eras, and each way a conversation ends.
 
-Each test runs a real ``chaser-mcp`` server process on loopback against the fake
+Each test runs a real ``chaser-mcp`` server on loopback (a process, or in this process under uvicorn
+where a test drives the idle clock) against the fake
 Chaser API and counts, at the fake, exactly which sessions were deleted.
 """
 
@@ -20,9 +21,10 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from chaser_mcp.conversations import Conversations
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Status
-from tests.http_server import HttpServer
-from tests.mcp_support import wait_until
+from tests.http_server import HttpServer, served
+from tests.mcp_support import ManualClock, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -53,6 +55,17 @@ def sse_server(fake: FakeChaser, tmp_path: Path) -> Iterator[HttpServer]:
     running = start_server(fake, tmp_path, transport="sse")
     yield running
     running.stop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def driven_by(clock: ManualClock) -> Conversations:
+    """A conversation registry whose idle and lease rules follow ``clock``; its own sweeper never
+    runs during a test (the test sweeps, with ``end_idle``, after moving the clock)."""
+    return Conversations(cleanup_timeout=3, sweep_interval=3600, clock=clock)
 
 
 def connect(
@@ -146,28 +159,37 @@ async def test_deleting_the_mcp_session_id_deletes_its_sessions_at_once(
 
 
 async def test_an_abandoned_mcp_session_id_is_cleaned_up_after_the_idle_timeout(
-    fake: FakeChaser, server: HttpServer
+    fake: FakeChaser, clock: ManualClock
 ) -> None:
-    with anyio.fail_after(30):
-        async with connect(server.mcp_url, "legacy", terminate_on_close=False) as client:
-            session_id = await create(client)
-        assert session_id in open_ids(fake)
-        await wait_until(lambda: session_id in fake.deleted_ids(), timeout=10, what="the DELETE")
-        # The summary is logged after the DELETE answers: wait for it rather than race it.
-        await wait_until(lambda: "idle timeout" in server.stderr(), timeout=10, what="the cleanup log")
+    async with served(fake, driven_by(clock), session_idle_timeout=60.0) as target:
+        sweep = target.state.conversations.end_idle
+        with anyio.fail_after(30):
+            async with connect(target.mcp_url, "legacy", terminate_on_close=False) as client:
+                session_id = await create(client)
+            clock.advance(59)
+            assert await sweep() == [] and session_id in open_ids(fake)
+            clock.advance(2)
+            reports = await sweep()
+    assert [report.reason for report in reports] == ["idle timeout"]
+    assert reports[0].deleted == (session_id,)
 
 
 async def test_a_stateless_callers_sessions_survive_while_it_keeps_calling(
-    fake: FakeChaser, server: HttpServer
+    fake: FakeChaser, clock: ManualClock
 ) -> None:
-    with anyio.fail_after(30):
-        async with connect(server.mcp_url, "auto") as client:
-            session_id = await create(client)
-            for _ in range(6):  # 3 s of activity against a 1 s lease
-                await anyio.sleep(0.5)
-                await client.list_tools()
-            assert session_id in open_ids(fake)
-        await wait_until(lambda: session_id in fake.deleted_ids(), timeout=10, what="the DELETE")
+    async with served(fake, driven_by(clock), lease_seconds=1.0) as target:
+        sweep = target.state.conversations.end_idle
+        with anyio.fail_after(30):
+            async with connect(target.mcp_url, "auto") as client:
+                session_id = await create(client)
+                for _ in range(6):  # 3 s of activity against a 1 s lease
+                    clock.advance(0.5)
+                    await client.list_tools()
+                    assert await sweep() == []
+                assert session_id in open_ids(fake)
+            clock.advance(1.5)
+            reports = await sweep()
+    assert [report.deleted for report in reports] == [(session_id,)]
 
 
 async def test_sigterm_deletes_every_conversations_sessions_and_exits_zero(
@@ -214,20 +236,21 @@ async def test_multi_tenant_callers_are_isolated_by_their_keys(
 
 
 async def test_lease_expiry_deletes_only_the_idle_callers_sessions(
-    fake: FakeChaser, tenant_server: HttpServer
+    fake: FakeChaser, clock: ManualClock
 ) -> None:
-    with anyio.fail_after(30):
-        async with connect(tenant_server.mcp_url, "auto", token=DEFAULT_KEY) as idle:
-            idle_session = await create(idle)
-        async with connect(tenant_server.mcp_url, "auto", token=OTHER_KEY) as busy:
-            busy_session = await create(busy)
-            for _ in range(10):
-                await anyio.sleep(0.4)
-                await busy.list_tools()
-                if idle_session in fake.deleted_ids():
-                    break
-            assert idle_session in fake.deleted_ids()
-            assert busy_session in open_ids(fake, OTHER_KEY)
+    conversations = driven_by(clock)
+    async with served(fake, conversations, api_key=None, multi_tenant=True, lease_seconds=1.5) as target:
+        with anyio.fail_after(30):
+            async with connect(target.mcp_url, "auto", token=DEFAULT_KEY) as idle:
+                idle_session = await create(idle)
+            async with connect(target.mcp_url, "auto", token=OTHER_KEY) as busy:
+                busy_session = await create(busy)
+                for _ in range(4):  # 2 s: the idle caller's 1.5 s lease runs out, the busy one's never
+                    clock.advance(0.5)
+                    await busy.list_tools()
+                    await conversations.end_idle()
+                assert idle_session in fake.deleted_ids()
+                assert busy_session in open_ids(fake, OTHER_KEY)
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer ck_test_wrong_key_000000000", "Basic abc"])

@@ -40,7 +40,9 @@ ECHO_STATUSES = (400, 401, 403, 404, 409, 422, 429, 500, 503)
 
 
 async def _every_tool(client: Client, fake: FakeChaser) -> list[CallToolResult]:
-    """Each tool once on its happy path, plus the ordinary failures (404, 409, refused delete)."""
+    """Each tool in the server's inventory: on its happy path, plus the ordinary failures (404, 409,
+    refused delete). The browsing tools fail before any browser use (404, not ready): the fake's
+    sessions have no browser to reach."""
     results = [await client.call_tool("create_session", {"wait_until_ready": True})]
     mine = structured(results[0])["id"]
     other = fake.seed_session()
@@ -57,7 +59,13 @@ async def _every_tool(client: Client, fake: FakeChaser) -> list[CallToolResult]:
         ("delete_session", {"session_id": mine}),
         ("delete_session", {"session_id": mine}),
         ("get_session", {"session_id": "../x"}),
+        ("navigate", {"session_id": "sess_missing", "url": "https://example.com/"}),
+        ("navigate", {"session_id": starting, "url": "https://example.com/"}),
+        ("read_page", {"session_id": "sess_missing"}),
+        ("read_page", {"session_id": starting}),
     ]
+    inventory = {tool.name for tool in (await client.list_tools()).tools}
+    assert inventory == {"create_session", *(tool for tool, _ in calls)}, "give every tool a call here"
     for tool, arguments in calls:
         results.append(await client.call_tool(tool, arguments))
     return results
@@ -70,7 +78,7 @@ async def test_the_key_appears_in_no_tool_result_and_no_debug_log_line(
 
     results = await _every_tool(mcp_client, fake_chaser)
 
-    assert sum(r.is_error for r in results) == 4  # the failures above really failed
+    assert sum(r.is_error for r in results) == 8  # the failures above really failed
     for result in results:
         assert KEY not in _visible(result)
     assert caplog.records, "nothing was logged at DEBUG: this test would prove nothing"

@@ -24,6 +24,8 @@ from mcp.server.mcpserver import MCPServer
 
 from ..server import ServerState
 
+__all__ = ["serve_stdio"]
+
 log = logging.getLogger("chaser_mcp.transports.stdio")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -1,0 +1,156 @@
+"""Which conversation a request belongs to, decided in one place.
+
+An SSE stream (keyed by its id as the SDK parses it), an ``Mcp-Session-Id`` (handshake
+era only), or the principal's lease (2026-07-28, where a request has no conversation id
+at all, whatever headers it carries). The gate stores the answer on the request; tools
+read it back through ``http_conversation_of``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
+
+from ..api import ChaserClient
+from ..conversations import Conversation
+from ..server import ServerState
+from .auth import Caller
+from .connections import ConnectionRegistry, parse_stream_id
+
+__all__ = [
+    "BINDING_SCOPE_KEY",
+    "Binding",
+    "conversation_key",
+    "http_conversation_of",
+    "resolve",
+]
+
+log = logging.getLogger("chaser_mcp.transports.resolution")
+
+BINDING_SCOPE_KEY = "chaser.binding"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A request's conversation: who it is for, the API view it acts with, and how it idles out."""
+
+    principal: str
+    api: ChaserClient
+    conversation_id: str
+    idle_timeout: float | None
+    session_id: str | None = None  # the Mcp-Session-Id it was resolved from, if any
+    opens_session: bool = False  # a handshake-era POST without a session id: it opens one
+
+
+def is_modern_request(scope: Scope) -> bool:
+    """Whether a streamable-HTTP request speaks 2026-07-28 (or a later, stateless revision).
+
+    The same test the SDK's session manager routes by: an ``MCP-Protocol-Version`` header
+    naming anything but a handshake-era version. Such a request has no session, so its
+    ``Mcp-Session-Id`` header (if any) means nothing.
+    """
+    version = Headers(scope=scope).get("mcp-protocol-version")
+    return version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS
+
+
+def conversation_key(kind: str, transport_id: str) -> str:
+    """A conversation's id from its transport id, hashed: an Mcp-Session-Id or SSE session id is
+    a capability (whoever holds it can talk as that client), so it never reaches a log line."""
+    digest = hashlib.sha256(transport_id.encode()).hexdigest()[:16]
+    return f"{kind}:{digest}"
+
+
+def mcp_session_not_found() -> Response:
+    # The SDK's own answer for an unknown session, so another caller's id is indistinguishable.
+    return JSONResponse(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Session not found"}},
+        status_code=404,
+    )
+
+
+def resolve(
+    scope: Scope,
+    caller: Caller,
+    connections: ConnectionRegistry,
+    *,
+    lease_seconds: float,
+    session_idle_timeout: float | None,
+) -> Binding | Response | None:
+    """The conversation of a request to ``/mcp`` or ``/messages/``, or the response refusing it.
+
+    None for ``GET /sse``: a new stream is its own conversation, whose id the SDK announces
+    on the stream (``ends.serve_sse_stream`` binds it then).
+    """
+    path: str = scope["path"]
+    if path.startswith("/sse"):
+        return None
+    if path.startswith("/messages"):
+        return _sse_message(scope, caller, connections)
+    modern = is_modern_request(scope)
+    session_id = None if modern else Headers(scope=scope).get("mcp-session-id")
+    if session_id is None:
+        return Binding(
+            caller.principal,
+            caller.api,
+            f"caller:{caller.principal}",
+            lease_seconds,
+            opens_session=not modern and scope["method"] == "POST",
+        )
+    owner = connections.session_owner(session_id)
+    if owner is not None and owner != caller.principal:
+        log.warning("refused a request for an MCP session that another caller opened")
+        return mcp_session_not_found()
+    return Binding(
+        caller.principal,
+        caller.api,
+        conversation_key("mcp", session_id),
+        session_idle_timeout,
+        session_id=session_id,
+    )
+
+
+def _sse_message(scope: Scope, caller: Caller, connections: ConnectionRegistry) -> Binding | Response:
+    """A POST into an SSE stream: only into a live stream this caller opened."""
+    raw = Request(scope).query_params.get("session_id")
+    stream = parse_stream_id(raw) if raw is not None else None
+    if stream is None:
+        # Refused here, before any conversation exists; the raw value is never logged.
+        return Response(
+            "session_id must be the id of an open SSE stream; connect to /sse and post to the "
+            "endpoint it announces",
+            status_code=400,
+        )
+    if connections.stream_owner(stream) != caller.principal:
+        return Response("Could not find session", status_code=404)
+    return Binding(caller.principal, caller.api, conversation_key("sse", stream.hex), None)
+
+
+def http_conversation_of(state: ServerState) -> Callable[[Context], Conversation]:
+    """Resolve a tool call to its conversation from what the gate stored on the request."""
+
+    def conversation_of(ctx: Context) -> Conversation:
+        request = ctx.request_context.request
+        binding = getattr(request, "scope", {}).get(BINDING_SCOPE_KEY) if request is not None else None
+        if not isinstance(binding, Binding):
+            raise ToolError("This request did not come through the HTTP gate; reconnect to /mcp or /sse.")
+        conversation = state.conversations.open(
+            binding.conversation_id,
+            binding.api,
+            principal=binding.principal,
+            idle_timeout=binding.idle_timeout,
+        )
+        if conversation.principal != binding.principal:
+            raise ToolError("This conversation belongs to another caller; open your own connection.")
+        return conversation
+
+    return conversation_of
