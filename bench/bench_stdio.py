@@ -4,7 +4,7 @@ Every number is measured beside a reference taken in the same run, interleaved, 
 slows both sides alike and the ratio stays meaningful:
 
 1. overhead: ``get_session`` through ``python -m chaser_mcp`` (SDK ``Client`` over
-   ``StdioServerParameters``, legacy and auto mode) against the same GET sent directly with httpx to
+   ``StdioServerParameters``, legacy and auto mode) against the same GET sent directly with httpx2 to
    the same fake API process. Target: at most 2 ms added at the median.
 2. cold start: spawn -> answered ``tools/list`` for ``python -m chaser_mcp`` against a bare
    ``MCPServer`` with one trivial tool. Target: at most 1.2x.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
 from bench.common import (
     REPO_ROOT,
@@ -120,14 +120,14 @@ def verdict(ok: bool) -> str:
 
 
 def machine() -> dict[str, Any]:
-    return describe_machine("httpx")
+    return describe_machine("httpx2")
 
 
 # -- the fake API, as its own process ----------------------------------------------------------------
 
 
-def api_client(base_url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+def api_client(base_url: str) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}, timeout=30.0
     )
 
@@ -343,7 +343,7 @@ async def stdin_close_to_exit(
     }
 
 
-async def deleted_by_client(http: httpx.AsyncClient, ids: Sequence[str]) -> int:
+async def deleted_by_client(http: httpx2.AsyncClient, ids: Sequence[str]) -> int:
     """How many of ``ids`` the API shows as closed by a DELETE (``ended_reason: client_delete``)."""
     found: list[dict[str, Any]] = []
 
@@ -405,7 +405,9 @@ async def bench_cleanup(reps: Repetitions) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), load {m['load_average']}")
-    print(f"         Python {m['python']}, mcp {m['mcp']}, chaser-mcp {m['chaser_mcp']}, httpx {m['httpx']}")
+    print(
+        f"         Python {m['python']}, mcp {m['mcp']}, chaser-mcp {m['chaser_mcp']}, httpx2 {m['httpx2']}"
+    )
     print()
     print(
         f"1. get_session round trip (median of {result['repetitions']['overhead_calls']} calls, interleaved)"
@@ -413,7 +415,7 @@ def report(result: dict[str, Any]) -> None:
     for mode, r in result["overhead"].items():
         print(
             f"   {mode:<6} through stdio {ms(r['mcp_s']['median'])} (p90 {ms(r['mcp_s']['p90'])})"
-            f" | direct httpx {ms(r['direct_s']['median'])} (p90 {ms(r['direct_s']['p90'])})"
+            f" | direct httpx2 {ms(r['direct_s']['median'])} (p90 {ms(r['direct_s']['p90'])})"
             f" | added {ms(r['added_median_s'])} (paired p90 {ms(r['added_paired_p90_s'])})"
             f", {r['ratio_median']:.1f}x -> {verdict(r['meets_target'])} (<= {OVERHEAD_TARGET_MS:g} ms)"
         )

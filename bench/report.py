@@ -70,7 +70,7 @@ def stdio_section(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|",
         f"| `get_session` round trip through the stdio server (median of {leg['mcp_s']['n']}) "
         f"| handshake {ms(leg['mcp_s']['median'], 2)}, 2026-07-28 {ms(auto['mcp_s']['median'], 2)} "
-        f"| the same GET sent directly with httpx: {ms(leg['direct_s']['median'], 2)} / "
+        f"| the same GET sent directly with httpx2: {ms(leg['direct_s']['median'], 2)} / "
         f"{ms(auto['direct_s']['median'], 2)} "
         f"| **+{ms(leg['added_median_s'], 2)} / +{ms(auto['added_median_s'], 2)}** added (≤ 2 ms: "
         f"{verdict(leg['meets_target'] and auto['meets_target'])}) |",
@@ -101,7 +101,7 @@ def http_section(r: dict[str, Any]) -> list[str]:
     names = {
         "chaser_mcp": "chaser-mcp (`get_session`)",
         "bare": "bare `MCPServer`, trivial tool",
-        "bare_api": "bare `MCPServer`, tool makes the same GET with httpx",
+        "bare_api": "bare `MCPServer`, tool makes the same GET with httpx2",
     }
     lines = [
         f"**Streamable HTTP** (`python -m bench.bench_http`, {r['runtime_s'] / 60:.0f} min in this run): "

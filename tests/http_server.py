@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,8 +87,8 @@ class HttpServer:
         if self.process.poll() is not None:
             return False
         try:
-            return httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
+            return httpx2.get(f"{self.base}/healthz", timeout=1).status_code == 200
+        except httpx2.HTTPError:
             return False
 
     def stderr(self) -> str:

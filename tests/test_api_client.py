@@ -625,7 +625,7 @@ async def test_a_create_is_still_not_retried_after_a_500(
 MALFORMED_GZIP = Status(200, body=b"not gzip", headers={"Content-Encoding": "gzip"})
 
 
-async def test_an_answer_that_cannot_be_decoded_raises_transport_error_not_an_httpx_error(
+async def test_an_answer_that_cannot_be_decoded_raises_transport_error_not_an_httpx2_error(
     chaser_client: ChaserClient, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.inject(MALFORMED_GZIP, times=None)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-import httpx
+import httpx2
 import pytest
 import uvicorn
 from mcp import Client
@@ -34,8 +34,8 @@ class Served:
         self.state = state
         self.server = server
 
-    async def health(self) -> httpx.Response:
-        async with httpx.AsyncClient() as http:
+    async def health(self) -> httpx2.Response:
+        async with httpx2.AsyncClient() as http:
             return await http.get(f"{self.base}/healthz")
 
 
@@ -63,7 +63,7 @@ async def served(fake: FakeChaser, conversations: Conversations | None = None) -
     await client.aclose()
 
 
-async def wait_for_status(target: Served, status: int) -> httpx.Response:
+async def wait_for_status(target: Served, status: int) -> httpx2.Response:
     """Poll /healthz, as a supervisor would, until it answers ``status`` (fails after 15 s)."""
     with anyio.fail_after(15):
         while True:
