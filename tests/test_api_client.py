@@ -934,6 +934,23 @@ async def test_credentials_in_the_base_url_appear_in_no_error_repr_or_base_url()
     assert client.base_url == f"http://***@127.0.0.1:{port}/api/"
 
 
+async def test_a_base_url_with_a_path_puts_that_path_before_every_request(fake_chaser: FakeChaser) -> None:
+    session_id = fake_chaser.seed_session()
+    async with ChaserClient(DEFAULT_KEY, base_url=f"{fake_chaser.url}/api", max_retries=0) as client:
+        for call in (client.list_sessions(), client.get_session(session_id), client.get_session(session_id)):
+            with pytest.raises(APIStatusError, match="HTTP 404 not_found"):  # the fake serves no /api
+                await call
+        with pytest.raises(APIStatusError, match="HTTP 404 not_found"):
+            await client.for_key(DEFAULT_KEY).delete_session(session_id)
+
+    assert [(r.method, r.path) for r in fake_chaser.requests] == [
+        ("GET", "/api/v1/sessions"),
+        ("GET", f"/api/v1/sessions/{session_id}"),
+        ("GET", f"/api/v1/sessions/{session_id}"),
+        ("DELETE", f"/api/v1/sessions/{session_id}"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
