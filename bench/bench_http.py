@@ -61,6 +61,7 @@ from bench.common import (
 from tests.fake_chaser import DEFAULT_KEY
 
 THROUGHPUT_TARGET_RATIO = 0.8
+CPU_TARGET_RATIO = 1.5  # server CPU per get_session, at most this many bare trivial calls
 SERVERS = ("chaser_mcp", "bare", "bare_api")
 ERAS = ("legacy", "auto")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -446,6 +447,8 @@ def summarize_throughput(runs: dict[str, dict[str, list[dict[str, Any]]]], plan:
             / by["bare_api"]["server_cpu_ms_per_call"],
             "meets_target": by["chaser_mcp"]["calls_per_s"] / by["bare"]["calls_per_s"]
             >= THROUGHPUT_TARGET_RATIO,
+            "meets_cpu_target": by["chaser_mcp"]["server_cpu_ms_per_call"]
+            <= CPU_TARGET_RATIO * by["bare"]["server_cpu_ms_per_call"],
         }
     rounds = len(runs["bare"]["legacy"])
     summary["plan"] = {"clients": plan.clients, "calls_per_client": plan.calls, "rounds": rounds}
@@ -534,6 +537,7 @@ def report(result: dict[str, Any], command: str) -> None:
         )
         print(
             f"   {era:<6} server CPU per call: chaser/bare {q['server_cpu_per_call_chaser_over_bare']:.2f}x,"
+            f" -> {'meets' if q['meets_cpu_target'] else 'MISSES'} target (<= {CPU_TARGET_RATIO:g}x);"
             f" chaser/bare_api {q['server_cpu_per_call_chaser_over_bare_api']:.2f}x"
         )
     print()

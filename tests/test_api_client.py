@@ -669,6 +669,21 @@ async def test_retries_are_bounded_by_max_retries(fake_chaser: FakeChaser, max_r
     assert fake_chaser.count("GET") == max_retries + 1
 
 
+async def test_each_retry_is_logged_once_numbered_from_the_first_attempt(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id = fake_chaser.seed_session()
+    fake_chaser.inject(Status(503, error_body("unavailable", "down")), method="GET", times=2)
+
+    with caplog.at_level(logging.WARNING, logger="chaser_mcp.api"):
+        await chaser_client.get_session(session_id)
+
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying after")]
+    assert [m.split("(attempt ")[1].split(",")[0] for m in retries] == ["1", "2"]
+    assert all("HTTP 503 unavailable" in m for m in retries)
+    assert fake_chaser.count("GET") == 3
+
+
 async def test_delete_screenshot_and_preview_are_retried_after_a_503(
     chaser_client: ChaserClient, fake_chaser: FakeChaser
 ) -> None:
