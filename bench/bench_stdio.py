@@ -7,7 +7,9 @@ slows both sides alike and the ratio stays meaningful:
    ``StdioServerParameters``, legacy and auto mode) against the same GET sent directly with httpx2 to
    the same fake API process. Target: at most 2 ms added at the median. Beside both, a bare
    ``MCPServer`` echo tool over the same transport: what chaser adds above the SDK's own round trip
-   plus the GET (median chaser - median GET - median echo). Target: at most 0.5 ms.
+   plus the GET (median chaser - median GET - median echo). Target: at most 0.5 ms. The same in CPU,
+   which a busy machine disturbs less: chaser's server CPU per call - the echo server's - the client
+   CPU of the direct GET.
 2. cold start: spawn -> answered ``tools/list`` for ``python -m chaser_mcp`` against a bare
    ``MCPServer`` with one trivial tool. Target: at most 1.2x.
 3. cleanup: stdin closed -> process exited with 50 owned sessions and 50 ms of API latency, against
@@ -23,6 +25,7 @@ The result is written as JSON to bench/results/ (not committed) before it is pri
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -36,6 +39,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from bench.bench_http import cpu_seconds
 from bench.common import (
     REPO_ROOT,
     bench_arguments,
@@ -154,6 +158,21 @@ def api_client(base_url: str) -> httpx2.AsyncClient:
 # -- 1. tool-call overhead ----------------------------------------------------------------------------
 
 
+def child_pid(marker: str) -> int:
+    """The pid of this process's child whose command line contains ``marker`` (from /proc)."""
+    me = os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text()
+            ppid = int(fields[fields.rindex(")") + 2 :].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if ppid == me and marker in cmdline:
+            return int(stat.parent.name)
+    raise RuntimeError(f"no child process runs {marker!r}")
+
+
 async def timed(call: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
     await call()
@@ -208,10 +227,22 @@ async def overhead_in_mode(
                 await leg()
         samples: dict[str, list[float]] = {name: [] for name in legs}
         names = list(legs)
+        # Each server works only during its own leg, so its CPU over the loop is its CPU for those calls.
+        servers = {"mcp": child_pid(SERVER_COMMAND[-1]), "echo": child_pid(str(echo_path))}
+        server_cpu = {name: cpu_seconds(pid) for name, pid in servers.items()}
+        direct_cpu = 0.0
         for i in range(reps.overhead_calls):
             # Rotate which goes first, so none always runs on a warmer cache.
             for name in names[i % len(names) :] + names[: i % len(names)]:
+                cpu_before = time.process_time()
                 samples[name].append(await timed(legs[name]))
+                if name == "direct":
+                    direct_cpu += time.process_time() - cpu_before
+        cpu_ms = {
+            name: (cpu_seconds(pid) - server_cpu[name]) * 1000 / reps.overhead_calls
+            for name, pid in servers.items()
+        }
+        direct_cpu_ms = direct_cpu * 1000 / reps.overhead_calls
     mcp_s, direct_s, echo_s = samples["mcp"], samples["direct"], samples["echo"]
     added = statistics.median(mcp_s) - statistics.median(direct_s)
     over_echo = added - statistics.median(echo_s)
@@ -230,6 +261,12 @@ async def overhead_in_mode(
         "over_echo_median_s": over_echo,
         "over_echo_paired_median_s": statistics.median(paired_over_echo),
         "meets_over_echo_target": over_echo * 1000 <= OVER_ECHO_TARGET_MS,
+        "cpu_ms_per_call": {
+            "chaser_server": cpu_ms["mcp"],
+            "echo_server": cpu_ms["echo"],
+            "direct_get": direct_cpu_ms,
+        },
+        "over_echo_cpu_ms": cpu_ms["mcp"] - cpu_ms["echo"] - direct_cpu_ms,
     }
 
 
@@ -462,6 +499,12 @@ def report(result: dict[str, Any]) -> None:
             f"          bare echo tool {ms(r['echo_s']['median'])} | chaser above echo + GET"
             f" {ms(r['over_echo_median_s'])} (paired {ms(r['over_echo_paired_median_s'])})"
             f" -> {verdict(r['meets_over_echo_target'])} (<= {OVER_ECHO_TARGET_MS:g} ms)"
+        )
+        c = r["cpu_ms_per_call"]
+        print(
+            f"          CPU per call: chaser server {c['chaser_server']:.2f} ms, echo server"
+            f" {c['echo_server']:.2f} ms, direct GET (client) {c['direct_get']:.2f} ms"
+            f" | chaser above echo + GET {r['over_echo_cpu_ms']:.2f} ms"
         )
     c = result["cold_start"]
     print(

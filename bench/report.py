@@ -83,8 +83,8 @@ def stdio_section(r: dict[str, Any]) -> list[str]:
         *(
             [
                 "| what chaser-mcp adds to a call: its round trip minus the GET and minus a bare echo call "
-                f"| handshake {ms(leg['over_echo_median_s'], 2)}, "
-                f"2026-07-28 {ms(auto['over_echo_median_s'], 2)} "
+                f"| handshake {ms(leg['over_echo_median_s'], 2)} (CPU {leg['over_echo_cpu_ms']:.2f} ms), "
+                f"2026-07-28 {ms(auto['over_echo_median_s'], 2)} (CPU {auto['over_echo_cpu_ms']:.2f} ms) "
                 f"| a bare `MCPServer` echo tool over stdio: {ms(leg['echo_s']['median'], 2)} / "
                 f"{ms(auto['echo_s']['median'], 2)} "
                 f"| ≤ 0.5 ms: {verdict(leg['meets_over_echo_target'] and auto['meets_over_echo_target'])} |"

@@ -111,6 +111,7 @@ def test_stdio_measures_overhead_cold_start_and_cleanup(quick_run: QuickRun) -> 
     for mode in r["overhead"].values():
         assert mode["mcp_s"]["n"] == mode["direct_s"]["n"] == mode["echo_s"]["n"] == reps["overhead_calls"]
         assert isinstance(mode["meets_target"], bool) and isinstance(mode["meets_over_echo_target"], bool)
+        assert set(mode["cpu_ms_per_call"]) == {"chaser_server", "echo_server", "direct_get"}
     for name in ("chaser_mcp", "chaser_mcp_journal_on", "bare_mcpserver"):
         assert r["cold_start"][name]["wall_s"]["n"] == reps["cold_starts"]
     assert isinstance(r["cold_start"]["startup_imports"]["unwanted_imported"], list)
