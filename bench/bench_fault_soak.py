@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import httpx2
 from anyio.abc import Process
 from mcp import Client
@@ -129,7 +128,7 @@ async def chaser_server(api_url: str, plan: Plan, tmp: Path) -> AsyncIterator[Ru
         process = await anyio.open_process(command, env=env, stdout=out, stderr=out, cwd=REPO_ROOT)
     try:
         base = ""
-        async with httpx.AsyncClient(timeout=2) as http:
+        async with httpx2.AsyncClient(timeout=2) as http:
             with anyio.fail_after(30):
                 while True:
                     if process.returncode is not None:
@@ -139,7 +138,7 @@ async def chaser_server(api_url: str, plan: Plan, tmp: Path) -> AsyncIterator[Ru
                     try:
                         if base and (await http.get(f"{base}/healthz")).status_code == 200:
                             break
-                    except httpx.HTTPError:
+                    except httpx2.HTTPError:
                         pass
                     await anyio.sleep(0.1)
         yield RunningServer(f"{base}/mcp", process, log)
@@ -235,7 +234,7 @@ async def caller(url: str, key: str, mode: str, persist: bool, tally: Tally, gat
 # -- what the fake saw ----------------------------------------------------------------------------------
 
 
-async def fake_state(http: httpx.AsyncClient, api_url: str) -> dict[str, Any]:
+async def fake_state(http: httpx2.AsyncClient, api_url: str) -> dict[str, Any]:
     state: dict[str, Any] = (await http.get(f"{api_url}/_fake/state")).raise_for_status().json()
     return state
 
@@ -249,7 +248,7 @@ def pending(state: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def wait_for_deletes(http: httpx.AsyncClient, api_url: str, bound: float) -> tuple[int, float]:
+async def wait_for_deletes(http: httpx2.AsyncClient, api_url: str, bound: float) -> tuple[int, float]:
     """Poll the fake until nothing is pending or ``bound`` seconds pass: (still pending, seconds waited)."""
     started = time.perf_counter()
     while True:
@@ -315,7 +314,7 @@ async def soak(plan: Plan, result: dict[str, Any]) -> None:
         async with (
             fake_api(keys=KEYS, extra=fault_options) as fake,
             chaser_server(fake.url, plan, Path(tmp)) as server,
-            httpx.AsyncClient(timeout=10) as http,
+            httpx2.AsyncClient(timeout=10) as http,
         ):
             started = time.perf_counter()
             gate = anyio.Semaphore(10)
@@ -362,7 +361,7 @@ async def soak(plan: Plan, result: dict[str, Any]) -> None:
 
 
 async def run(plan: Plan, quick: bool) -> dict[str, Any]:
-    result = new_result("bench_fault_soak", quick=quick, machine=describe_machine("httpx", "uvicorn"))
+    result = new_result("bench_fault_soak", quick=quick, machine=describe_machine("httpx2", "uvicorn"))
     result["plan"] = asdict(plan)
     result["fault_kinds"] = list(FAULT_KINDS)
     await soak(plan, result)

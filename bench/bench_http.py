@@ -8,7 +8,7 @@ sides alike and the ratio stays meaningful. Three servers run side by side, each
 * ``bare``: an ``MCPServer`` with one trivial async tool (``mcp.run("streamable-http")``): the
   SDK's own floor.
 * ``bare_api``: the same bare server with one tool that sends the same GET to the same fake API
-  with a plain ``httpx.AsyncClient`` and returns the JSON. chaser/bare_api is chaser's own cost
+  with a plain ``httpx2.AsyncClient`` and returns the JSON. chaser/bare_api is chaser's own cost
   (gate, conversations, typed models); bare_api/bare is what the API round trip costs.
 
 1. throughput: C concurrent clients x K ``tools/call`` each, in both protocol eras (SDK
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 from anyio.abc import Process
 
 from bench.common import (
@@ -61,6 +61,7 @@ from bench.common import (
 from tests.fake_chaser import DEFAULT_KEY
 
 THROUGHPUT_TARGET_RATIO = 0.8
+CPU_TARGET_RATIO = 1.5  # server CPU per get_session, at most this many bare trivial calls
 SERVERS = ("chaser_mcp", "bare", "bare_api")
 ERAS = ("legacy", "auto")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -86,20 +87,20 @@ mcp.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
 '''
 
 BARE_API_SERVER = '''\
-"""The reference with the API call: one tool that GETs a session from the fake API with httpx."""
+"""The reference with the API call: one tool that GETs a session from the fake API with httpx2."""
 import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 from mcp.server.mcpserver import Context, MCPServer
 
 
 @asynccontextmanager
-async def lifespan(server: MCPServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
+async def lifespan(server: MCPServer) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(
         base_url=os.environ["BENCH_API_URL"],
         headers={"Authorization": "Bearer " + os.environ["BENCH_API_KEY"]},
     ) as http:
@@ -112,7 +113,7 @@ mcp = MCPServer("bare_api", log_level="WARNING", lifespan=lifespan)
 @mcp.tool()
 async def get_session(session_id: str, ctx: Context) -> dict[str, Any]:
     """Get a session from the API, as it is."""
-    http: httpx.AsyncClient = ctx.request_context.lifespan_context
+    http: httpx2.AsyncClient = ctx.request_context.lifespan_context
     response = await http.get(f"/v1/sessions/{session_id}")
     response.raise_for_status()
     return response.json()
@@ -170,8 +171,7 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 
 def machine() -> dict[str, Any]:
-    # sniffio: without it, httpcore 1.x (the API client's transport) retries a failed import per request.
-    return describe_machine("httpx", "uvicorn", "sniffio")
+    return describe_machine("httpx2", "uvicorn")
 
 
 # -- the load generator (runs as its own process: ``bench_http.py --worker load ...``) -----------------
@@ -365,7 +365,7 @@ async def bench_throughput(plan: Plan, tmp: Path) -> dict[str, Any]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {e: [] for e in ERAS} for s in SERVERS}
     async with fake_api() as fake, AsyncExitStack() as stack:
         api_url, fake_pid = fake.url, fake.pid
-        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as http:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as http:
             created = await http.post(f"{api_url}/v1/sessions", json={"ttl_seconds": 3600})
             session_id = created.raise_for_status().json()["id"]
         targets = {
@@ -447,6 +447,8 @@ def summarize_throughput(runs: dict[str, dict[str, list[dict[str, Any]]]], plan:
             / by["bare_api"]["server_cpu_ms_per_call"],
             "meets_target": by["chaser_mcp"]["calls_per_s"] / by["bare"]["calls_per_s"]
             >= THROUGHPUT_TARGET_RATIO,
+            "meets_cpu_target": by["chaser_mcp"]["server_cpu_ms_per_call"]
+            <= CPU_TARGET_RATIO * by["bare"]["server_cpu_ms_per_call"],
         }
     rounds = len(runs["bare"]["legacy"])
     summary["plan"] = {"clients": plan.clients, "calls_per_client": plan.calls, "rounds": rounds}
@@ -460,7 +462,7 @@ async def bench_memory(plan: Plan, tmp: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with fake_api() as fake:
         api_url = fake.url
-        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as http:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as http:
             created = await http.post(f"{api_url}/v1/sessions", json={"ttl_seconds": 3600})
             session_id = created.raise_for_status().json()["id"]
         for name in ("chaser_mcp", "bare"):  # fresh processes: a heap grown by the load run would hide growth
@@ -501,7 +503,7 @@ def report(result: dict[str, Any], command: str) -> None:
     )
     print(
         f"         Python {m['python']}, mcp {m['mcp']}, chaser-mcp {m['chaser_mcp']},"
-        f" uvicorn {m['uvicorn']}, httpx {m['httpx']}, sniffio {m['sniffio']};"
+        f" uvicorn {m['uvicorn']}, httpx2 {m['httpx2']};"
         f" load at end {result['load_average_at_end']}"
     )
     print(
@@ -535,6 +537,7 @@ def report(result: dict[str, Any], command: str) -> None:
         )
         print(
             f"   {era:<6} server CPU per call: chaser/bare {q['server_cpu_per_call_chaser_over_bare']:.2f}x,"
+            f" -> {'meets' if q['meets_cpu_target'] else 'MISSES'} target (<= {CPU_TARGET_RATIO:g}x);"
             f" chaser/bare_api {q['server_cpu_per_call_chaser_over_bare_api']:.2f}x"
         )
     print()

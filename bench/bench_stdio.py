@@ -4,8 +4,12 @@ Every number is measured beside a reference taken in the same run, interleaved, 
 slows both sides alike and the ratio stays meaningful:
 
 1. overhead: ``get_session`` through ``python -m chaser_mcp`` (SDK ``Client`` over
-   ``StdioServerParameters``, legacy and auto mode) against the same GET sent directly with httpx to
-   the same fake API process. Target: at most 2 ms added at the median.
+   ``StdioServerParameters``, legacy and auto mode) against the same GET sent directly with httpx2 to
+   the same fake API process. Target: at most 2 ms added at the median. Beside both, a bare
+   ``MCPServer`` echo tool over the same transport: what chaser adds above the SDK's own round trip
+   plus the GET (median chaser - median GET - median echo). Target: at most 0.5 ms. The same in CPU,
+   which a busy machine disturbs less: chaser's server CPU per call - the echo server's - the client
+   CPU of the direct GET.
 2. cold start: spawn -> answered ``tools/list`` for ``python -m chaser_mcp`` against a bare
    ``MCPServer`` with one trivial tool. Target: at most 1.2x.
 3. cleanup: stdin closed -> process exited with 50 owned sessions and 50 ms of API latency, against
@@ -21,6 +25,7 @@ The result is written as JSON to bench/results/ (not committed) before it is pri
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -32,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
+from bench.bench_http import cpu_seconds
 from bench.common import (
     REPO_ROOT,
     bench_arguments,
@@ -48,6 +54,7 @@ from tests.fake_chaser import DEFAULT_KEY
 from tests.stdio_process import SERVER_COMMAND, StdioServer, chaser_env, cleanup_summaries
 
 OVERHEAD_TARGET_MS = 2.0
+OVER_ECHO_TARGET_MS = 0.5
 COLD_START_TARGET_RATIO = 1.2
 CLEANUP_TARGET_S = 1.0
 CLEANUP_LATENCY = 0.05
@@ -74,6 +81,22 @@ server = MCPServer("bare")
 def ping() -> str:
     """Answer pong."""
     return "pong"
+
+
+server.run()
+'''
+
+ECHO_SERVER = '''\
+"""The reference for a tool call: an MCPServer whose one tool echoes its argument, over stdio."""
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("echo", log_level="WARNING")
+
+
+@server.tool()
+def echo(session_id: str) -> str:
+    """Answer with the argument."""
+    return session_id
 
 
 server.run()
@@ -120,19 +143,34 @@ def verdict(ok: bool) -> str:
 
 
 def machine() -> dict[str, Any]:
-    return describe_machine("httpx")
+    return describe_machine("httpx2")
 
 
 # -- the fake API, as its own process ----------------------------------------------------------------
 
 
-def api_client(base_url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+def api_client(base_url: str) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}, timeout=30.0
     )
 
 
 # -- 1. tool-call overhead ----------------------------------------------------------------------------
+
+
+def child_pid(marker: str) -> int:
+    """The pid of this process's child whose command line contains ``marker`` (from /proc)."""
+    me = os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text()
+            ppid = int(fields[fields.rindex(")") + 2 :].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if ppid == me and marker in cmdline:
+            return int(stat.parent.name)
+    raise RuntimeError(f"no child process runs {marker!r}")
 
 
 async def timed(call: Callable[[], Awaitable[object]]) -> float:
@@ -142,56 +180,94 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
 
 
 async def bench_overhead(reps: Repetitions) -> dict[str, Any]:
-    from mcp import Client, StdioServerParameters
 
     results: dict[str, Any] = {}
-    async with fake_api() as fake, api_client(fake.url) as http:
-        url = fake.url
-        created = (await http.post("/v1/sessions", json={"ttl_seconds": 3600})).raise_for_status().json()
-        session_id = created["id"]
+    with tempfile.TemporaryDirectory() as tmp:
+        echo_path = Path(tmp) / "echo_server.py"
+        echo_path.write_text(ECHO_SERVER)
+        async with fake_api() as fake, api_client(fake.url) as http:
+            for mode in ("legacy", "auto"):
+                results[mode] = await overhead_in_mode(mode, reps, fake.url, http, echo_path)
+    return results
+
+
+async def overhead_in_mode(
+    mode: str, reps: Repetitions, url: str, http: httpx2.AsyncClient, echo_path: Path
+) -> dict[str, Any]:
+    """``get_session`` through chaser-mcp, the bare GET and the bare echo tool, interleaved."""
+    from mcp import Client, StdioServerParameters
+
+    created = (await http.post("/v1/sessions", json={"ttl_seconds": 3600})).raise_for_status().json()
+    session_id = created["id"]
+    chaser = StdioServerParameters(
+        command=SERVER_COMMAND[0],
+        args=list(SERVER_COMMAND[1:]),
+        env=chaser_env(url, extra={"CHASER_LOG_LEVEL": "WARNING"}),
+        cwd=REPO_ROOT,
+    )
+    bare = StdioServerParameters(command=sys.executable, args=[str(echo_path)], cwd=REPO_ROOT)
+    async with Client(chaser, mode=mode) as client, Client(bare, mode=mode) as echo_client:
 
         async def direct() -> None:
             (await http.get(f"/v1/sessions/{session_id}")).raise_for_status()
 
-        for mode in ("legacy", "auto"):
-            params = StdioServerParameters(
-                command=SERVER_COMMAND[0],
-                args=list(SERVER_COMMAND[1:]),
-                env=chaser_env(url, extra={"CHASER_LOG_LEVEL": "WARNING"}),
-                cwd=REPO_ROOT,
-            )
-            async with Client(params, mode=mode) as client:
+        async def through_mcp() -> None:
+            result = await client.call_tool("get_session", {"session_id": session_id})
+            if result.is_error:
+                raise RuntimeError(f"get_session failed: {result.content}")
 
-                async def through_mcp(client: Client = client) -> None:
-                    result = await client.call_tool("get_session", {"session_id": session_id})
-                    if result.is_error:
-                        raise RuntimeError(f"get_session failed: {result.content}")
+        async def echo() -> None:
+            result = await echo_client.call_tool("echo", {"session_id": session_id})
+            if result.is_error:
+                raise RuntimeError(f"echo failed: {result.content}")
 
-                for _ in range(reps.overhead_warmup):
-                    await direct()
-                    await through_mcp()
-                direct_s: list[float] = []
-                mcp_s: list[float] = []
-                for i in range(reps.overhead_calls):
-                    # Alternate which goes first, so neither always runs on a warmer cache.
-                    if i % 2 == 0:
-                        direct_s.append(await timed(direct))
-                        mcp_s.append(await timed(through_mcp))
-                    else:
-                        mcp_s.append(await timed(through_mcp))
-                        direct_s.append(await timed(direct))
-            added = statistics.median(mcp_s) - statistics.median(direct_s)
-            paired = [m - d for m, d in zip(mcp_s, direct_s, strict=True)]
-            results[mode] = {
-                "direct_s": describe(direct_s),
-                "mcp_s": describe(mcp_s),
-                "added_median_s": added,
-                "added_paired_median_s": statistics.median(paired),
-                "added_paired_p90_s": percentile(paired, 0.9),
-                "ratio_median": statistics.median(mcp_s) / statistics.median(direct_s),
-                "meets_target": added * 1000 <= OVERHEAD_TARGET_MS,
-            }
-    return results
+        legs: dict[str, Callable[[], Awaitable[None]]] = {"direct": direct, "mcp": through_mcp, "echo": echo}
+        for _ in range(reps.overhead_warmup):
+            for leg in legs.values():
+                await leg()
+        samples: dict[str, list[float]] = {name: [] for name in legs}
+        names = list(legs)
+        # Each server works only during its own leg, so its CPU over the loop is its CPU for those calls.
+        servers = {"mcp": child_pid(SERVER_COMMAND[-1]), "echo": child_pid(str(echo_path))}
+        server_cpu = {name: cpu_seconds(pid) for name, pid in servers.items()}
+        direct_cpu = 0.0
+        for i in range(reps.overhead_calls):
+            # Rotate which goes first, so none always runs on a warmer cache.
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                cpu_before = time.process_time()
+                samples[name].append(await timed(legs[name]))
+                if name == "direct":
+                    direct_cpu += time.process_time() - cpu_before
+        cpu_ms = {
+            name: (cpu_seconds(pid) - server_cpu[name]) * 1000 / reps.overhead_calls
+            for name, pid in servers.items()
+        }
+        direct_cpu_ms = direct_cpu * 1000 / reps.overhead_calls
+    mcp_s, direct_s, echo_s = samples["mcp"], samples["direct"], samples["echo"]
+    added = statistics.median(mcp_s) - statistics.median(direct_s)
+    over_echo = added - statistics.median(echo_s)
+    paired = [m - d for m, d in zip(mcp_s, direct_s, strict=True)]
+    paired_over_echo = [m - d - e for m, d, e in zip(mcp_s, direct_s, echo_s, strict=True)]
+    return {
+        "direct_s": describe(direct_s),
+        "mcp_s": describe(mcp_s),
+        "echo_s": describe(echo_s),
+        "added_median_s": added,
+        "added_paired_median_s": statistics.median(paired),
+        "added_paired_p90_s": percentile(paired, 0.9),
+        "ratio_median": statistics.median(mcp_s) / statistics.median(direct_s),
+        "meets_target": added * 1000 <= OVERHEAD_TARGET_MS,
+        # chaser's own cost: what a get_session takes beyond the SDK's round trip and the GET itself.
+        "over_echo_median_s": over_echo,
+        "over_echo_paired_median_s": statistics.median(paired_over_echo),
+        "meets_over_echo_target": over_echo * 1000 <= OVER_ECHO_TARGET_MS,
+        "cpu_ms_per_call": {
+            "chaser_server": cpu_ms["mcp"],
+            "echo_server": cpu_ms["echo"],
+            "direct_get": direct_cpu_ms,
+        },
+        "over_echo_cpu_ms": cpu_ms["mcp"] - cpu_ms["echo"] - direct_cpu_ms,
+    }
 
 
 # -- 2. cold start ------------------------------------------------------------------------------------
@@ -343,7 +419,7 @@ async def stdin_close_to_exit(
     }
 
 
-async def deleted_by_client(http: httpx.AsyncClient, ids: Sequence[str]) -> int:
+async def deleted_by_client(http: httpx2.AsyncClient, ids: Sequence[str]) -> int:
     """How many of ``ids`` the API shows as closed by a DELETE (``ended_reason: client_delete``)."""
     found: list[dict[str, Any]] = []
 
@@ -405,7 +481,9 @@ async def bench_cleanup(reps: Repetitions) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), load {m['load_average']}")
-    print(f"         Python {m['python']}, mcp {m['mcp']}, chaser-mcp {m['chaser_mcp']}, httpx {m['httpx']}")
+    print(
+        f"         Python {m['python']}, mcp {m['mcp']}, chaser-mcp {m['chaser_mcp']}, httpx2 {m['httpx2']}"
+    )
     print()
     print(
         f"1. get_session round trip (median of {result['repetitions']['overhead_calls']} calls, interleaved)"
@@ -413,9 +491,20 @@ def report(result: dict[str, Any]) -> None:
     for mode, r in result["overhead"].items():
         print(
             f"   {mode:<6} through stdio {ms(r['mcp_s']['median'])} (p90 {ms(r['mcp_s']['p90'])})"
-            f" | direct httpx {ms(r['direct_s']['median'])} (p90 {ms(r['direct_s']['p90'])})"
+            f" | direct httpx2 {ms(r['direct_s']['median'])} (p90 {ms(r['direct_s']['p90'])})"
             f" | added {ms(r['added_median_s'])} (paired p90 {ms(r['added_paired_p90_s'])})"
             f", {r['ratio_median']:.1f}x -> {verdict(r['meets_target'])} (<= {OVERHEAD_TARGET_MS:g} ms)"
+        )
+        print(
+            f"          bare echo tool {ms(r['echo_s']['median'])} | chaser above echo + GET"
+            f" {ms(r['over_echo_median_s'])} (paired {ms(r['over_echo_paired_median_s'])})"
+            f" -> {verdict(r['meets_over_echo_target'])} (<= {OVER_ECHO_TARGET_MS:g} ms)"
+        )
+        c = r["cpu_ms_per_call"]
+        print(
+            f"          CPU per call: chaser server {c['chaser_server']:.2f} ms, echo server"
+            f" {c['echo_server']:.2f} ms, direct GET (client) {c['direct_get']:.2f} ms"
+            f" | chaser above echo + GET {r['over_echo_cpu_ms']:.2f} ms"
         )
     c = result["cold_start"]
     print(

@@ -57,12 +57,18 @@ def era_name(era: str) -> str:
 # -- one section per bench ------------------------------------------------------------------------------
 
 
+def http_client(r: dict[str, Any]) -> str:
+    """The HTTP client a result was measured with: httpx2 since the API client moved to it."""
+    return "httpx2" if "httpx2" in r["machine"] else "httpx"
+
+
 def stdio_section(r: dict[str, Any]) -> list[str]:
     o, c, k = r["overhead"], r["cold_start"], r["cleanup"]
     leg, auto = o["legacy"], o["auto"]
     chaser, bare = c["chaser_mcp"], c["bare_mcpserver"]
     variant = k["journal_on"]
     deleted = min(variant["api_deletes_seen"])
+    client = http_client(r)
     return [
         f"**stdio** (`python -m bench.bench_stdio`, {r['runtime_s']:.0f} s in this run):",
         "",
@@ -70,10 +76,22 @@ def stdio_section(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|",
         f"| `get_session` round trip through the stdio server (median of {leg['mcp_s']['n']}) "
         f"| handshake {ms(leg['mcp_s']['median'], 2)}, 2026-07-28 {ms(auto['mcp_s']['median'], 2)} "
-        f"| the same GET sent directly with httpx: {ms(leg['direct_s']['median'], 2)} / "
+        f"| the same GET sent directly with {client}: {ms(leg['direct_s']['median'], 2)} / "
         f"{ms(auto['direct_s']['median'], 2)} "
         f"| **+{ms(leg['added_median_s'], 2)} / +{ms(auto['added_median_s'], 2)}** added (≤ 2 ms: "
         f"{verdict(leg['meets_target'] and auto['meets_target'])}) |",
+        *(
+            [
+                "| what chaser-mcp adds to a call: its round trip minus the GET and minus a bare echo call "
+                f"| handshake {ms(leg['over_echo_median_s'], 2)} (CPU {leg['over_echo_cpu_ms']:.2f} ms), "
+                f"2026-07-28 {ms(auto['over_echo_median_s'], 2)} (CPU {auto['over_echo_cpu_ms']:.2f} ms) "
+                f"| a bare `MCPServer` echo tool over stdio: {ms(leg['echo_s']['median'], 2)} / "
+                f"{ms(auto['echo_s']['median'], 2)} "
+                f"| ≤ 0.5 ms: {verdict(leg['meets_over_echo_target'] and auto['meets_over_echo_target'])} |"
+            ]
+            if "echo_s" in leg  # reports from before the echo reference was measured lack it
+            else []
+        ),
         f"| cold start, spawn → answered `tools/list` (median of {chaser['wall_s']['n']}) "
         f"| {ms(chaser['wall_s']['median'])} | a bare `MCPServer` with one trivial tool: "
         f"{ms(bare['wall_s']['median'])} | **{x(chaser['ratio_wall_median'])}** (≤ 1.2{TIMES}: "
@@ -101,7 +119,7 @@ def http_section(r: dict[str, Any]) -> list[str]:
     names = {
         "chaser_mcp": "chaser-mcp (`get_session`)",
         "bare": "bare `MCPServer`, trivial tool",
-        "bare_api": "bare `MCPServer`, tool makes the same GET with httpx",
+        "bare_api": f"bare `MCPServer`, tool makes the same GET with {http_client(r)}",
     }
     lines = [
         f"**Streamable HTTP** (`python -m bench.bench_http`, {r['runtime_s'] / 60:.0f} min in this run): "
@@ -125,6 +143,13 @@ def http_section(r: dict[str, Any]) -> list[str]:
     api_low = min(q["bare_api_over_bare"] for q in ratios)
     api_high = max(q["bare_api_over_bare"] for q in ratios)
     cpu = [q["server_cpu_per_call_chaser_over_bare_api"] for q in ratios]
+    cpu_bare = [q["server_cpu_per_call_chaser_over_bare"] for q in ratios]
+    cpu_target = (
+        f" Server CPU per `get_session` is {min(cpu_bare):.2f}{DASH}{max(cpu_bare):.2f}{TIMES} a bare "
+        f"trivial call (≤ 1.5{TIMES}: {verdict(all(q['meets_cpu_target'] for q in ratios))})."
+        if all("meets_cpu_target" in q for q in ratios)  # older reports lack it
+        else ""
+    )
     lines += [
         "",
         f"The target was 0.8{TIMES} of the bare server; chaser-mcp reaches "
@@ -135,7 +160,7 @@ def http_section(r: dict[str, Any]) -> list[str]:
         f"{min(cpu):.2f}{DASH}{max(cpu):.2f}{TIMES} the server CPU per call. An idle handshake-era "
         f"conversation costs {mem['chaser_mcp']['idle_rss_kib_per_conversation']:.0f} KiB of resident memory "
         f"(the bare server: {mem['bare']['idle_rss_kib_per_conversation']:.0f} KiB; "
-        f"{mem['chaser_mcp']['conversations']} conversations).",
+        f"{mem['chaser_mcp']['conversations']} conversations).{cpu_target}",
     ]
     return lines
 

@@ -133,7 +133,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=level, format="chaser-mcp %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("httpx", "httpcore", "mcp", "uvicorn.access"):
+    for noisy in ("httpx2", "httpcore2", "mcp", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

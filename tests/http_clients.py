@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 
 PROTOCOL = "2025-11-25"
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -45,7 +45,7 @@ def tool_call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
-def rpc_message(response: httpx.Response) -> dict[str, Any]:
+def rpc_message(response: httpx2.Response) -> dict[str, Any]:
     """The JSON-RPC message in a streamable-HTTP answer, sent as JSON or as one SSE event."""
     if response.headers.get("content-type", "").startswith("text/event-stream"):
         data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
@@ -55,7 +55,7 @@ def rpc_message(response: httpx.Response) -> dict[str, Any]:
     return parsed
 
 
-async def open_mcp_session(http: httpx.AsyncClient, url: str, token: str | None = None) -> str:
+async def open_mcp_session(http: httpx2.AsyncClient, url: str, token: str | None = None) -> str:
     """A handshake-era MCP session (initialize + initialized); its Mcp-Session-Id."""
     response = await http.post(url, json=initialize_request(), headers={**ACCEPT, **bearer(token)})
     response.raise_for_status()
@@ -70,13 +70,13 @@ def session_headers(session_id: str, token: str | None = None) -> dict[str, str]
 
 
 async def call_in_session(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     url: str,
     session_id: str,
     name: str,
     arguments: dict[str, Any],
     token: str | None = None,
-) -> httpx.Response:
+) -> httpx2.Response:
     message = tool_call(7, name, arguments)
     return await http.post(url, json=message, headers=session_headers(session_id, token))
 
@@ -84,7 +84,7 @@ async def call_in_session(
 class SseStream:
     """One raw ``GET /sse`` stream: its announced endpoint, and the JSON-RPC answers it carries."""
 
-    def __init__(self, http: httpx.AsyncClient, base: str, response: httpx.Response, token: str | None):
+    def __init__(self, http: httpx2.AsyncClient, base: str, response: httpx2.Response, token: str | None):
         self._http = http
         self._base = base
         self._lines = response.aiter_lines()
@@ -114,7 +114,7 @@ class SseStream:
 
     async def post(
         self, message: dict[str, Any], *, stream_id: str | None = None, token: str | None = None
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         """POST a message to this stream's endpoint, optionally naming the stream another way."""
         params = {"session_id": self.stream_id if stream_id is None else stream_id}
         return await self._http.post(
@@ -143,7 +143,7 @@ class SseStream:
 async def sse_stream(base: str, token: str | None = None) -> AsyncIterator[SseStream]:
     """An open SSE stream whose endpoint event has been read; closed on exit."""
     async with (
-        httpx.AsyncClient(timeout=30) as http,
+        httpx2.AsyncClient(timeout=30) as http,
         http.stream("GET", f"{base}/sse", headers=bearer(token)) as response,
     ):
         response.raise_for_status()

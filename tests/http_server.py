@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import psutil
 import uvicorn
 from mcp.server.mcpserver import MCPServer
@@ -110,8 +110,8 @@ class HttpServer:
             return False
         self.port = self.port or port
         try:
-            return httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
+            return httpx2.get(f"{self.base}/healthz", timeout=1).status_code == 200
+        except httpx2.HTTPError:
             return False
 
     def stderr(self) -> str:
@@ -144,8 +144,8 @@ class Served:
     def sse_url(self) -> str:
         return f"{self.base}/sse"
 
-    async def health(self) -> httpx.Response:
-        async with httpx.AsyncClient() as http:
+    async def health(self) -> httpx2.Response:
+        async with httpx2.AsyncClient() as http:
             return await http.get(f"{self.base}/healthz")
 
 

@@ -625,7 +625,7 @@ async def test_a_create_is_still_not_retried_after_a_500(
 MALFORMED_GZIP = Status(200, body=b"not gzip", headers={"Content-Encoding": "gzip"})
 
 
-async def test_an_answer_that_cannot_be_decoded_raises_transport_error_not_an_httpx_error(
+async def test_an_answer_that_cannot_be_decoded_raises_transport_error_not_an_httpx2_error(
     chaser_client: ChaserClient, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.inject(MALFORMED_GZIP, times=None)
@@ -667,6 +667,21 @@ async def test_retries_are_bounded_by_max_retries(fake_chaser: FakeChaser, max_r
 
     assert caught.value.status == 503
     assert fake_chaser.count("GET") == max_retries + 1
+
+
+async def test_each_retry_is_logged_once_numbered_from_the_first_attempt(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id = fake_chaser.seed_session()
+    fake_chaser.inject(Status(503, error_body("unavailable", "down")), method="GET", times=2)
+
+    with caplog.at_level(logging.WARNING, logger="chaser_mcp.api"):
+        await chaser_client.get_session(session_id)
+
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying after")]
+    assert [m.split("(attempt ")[1].split(",")[0] for m in retries] == ["1", "2"]
+    assert all("HTTP 503 unavailable" in m for m in retries)
+    assert fake_chaser.count("GET") == 3
 
 
 async def test_delete_screenshot_and_preview_are_retried_after_a_503(
@@ -932,6 +947,23 @@ async def test_credentials_in_the_base_url_appear_in_no_error_repr_or_base_url()
     for text in shown:
         assert "s3cret" not in text and "admin" not in text, text
     assert client.base_url == f"http://***@127.0.0.1:{port}/api/"
+
+
+async def test_a_base_url_with_a_path_puts_that_path_before_every_request(fake_chaser: FakeChaser) -> None:
+    session_id = fake_chaser.seed_session()
+    async with ChaserClient(DEFAULT_KEY, base_url=f"{fake_chaser.url}/api", max_retries=0) as client:
+        for call in (client.list_sessions(), client.get_session(session_id), client.get_session(session_id)):
+            with pytest.raises(APIStatusError, match="HTTP 404 not_found"):  # the fake serves no /api
+                await call
+        with pytest.raises(APIStatusError, match="HTTP 404 not_found"):
+            await client.for_key(DEFAULT_KEY).delete_session(session_id)
+
+    assert [(r.method, r.path) for r in fake_chaser.requests] == [
+        ("GET", "/api/v1/sessions"),
+        ("GET", f"/api/v1/sessions/{session_id}"),
+        ("GET", f"/api/v1/sessions/{session_id}"),
+        ("DELETE", f"/api/v1/sessions/{session_id}"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -109,8 +109,9 @@ def test_stdio_measures_overhead_cold_start_and_cleanup(quick_run: QuickRun) -> 
 
     assert set(r["overhead"]) == {"legacy", "auto"}
     for mode in r["overhead"].values():
-        assert mode["mcp_s"]["n"] == mode["direct_s"]["n"] == reps["overhead_calls"]
-        assert isinstance(mode["meets_target"], bool)
+        assert mode["mcp_s"]["n"] == mode["direct_s"]["n"] == mode["echo_s"]["n"] == reps["overhead_calls"]
+        assert isinstance(mode["meets_target"], bool) and isinstance(mode["meets_over_echo_target"], bool)
+        assert set(mode["cpu_ms_per_call"]) == {"chaser_server", "echo_server", "direct_get"}
     for name in ("chaser_mcp", "chaser_mcp_journal_on", "bare_mcpserver"):
         assert r["cold_start"][name]["wall_s"]["n"] == reps["cold_starts"]
     assert isinstance(r["cold_start"]["startup_imports"]["unwanted_imported"], list)
@@ -129,9 +130,23 @@ def test_http_measures_three_servers_in_both_eras_and_memory(quick_run: QuickRun
             assert measured["calls"] == plan["clients"] * plan["calls"] * throughput["plan"]["rounds"]
             assert {"calls_per_s", "p50_s", "p99_s", "server_cpu_ms_per_call"} <= set(measured)
     assert set(throughput["ratios"]) == {"legacy", "auto"}
+    assert all(isinstance(q["meets_cpu_target"], bool) for q in throughput["ratios"].values())
     for server in ("chaser_mcp", "bare"):
         assert r["memory"][server]["conversations"] == plan["idle_conversations"]
         assert set(r["memory"][server]["kib"]) == {"before", "idle", "after_one_call", "closed"}
+
+
+def test_the_clients_bench_times_every_client_leg_in_every_round(tmp_path: Path) -> None:
+    """Not part of ``python -m bench``: it informs a decision, not the README's tables."""
+    done = run_module("bench.bench_clients", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    (written,) = tmp_path.glob("bench_clients-*.json")
+    result = json.loads(written.read_text())
+
+    assert {"httpx2_relative", "httpx2_absolute", "chaser_client"} <= set(result["legs"])
+    for leg in result["legs"].values():
+        assert len(leg["cpu_per_call_ms"]) == result["rounds"]
+        assert all(cpu > 0 for cpu in leg["cpu_per_call_ms"])
 
 
 def test_local_measures_every_step_of_a_session(quick_run: QuickRun) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -106,7 +105,7 @@ async def test_an_idle_conversation_whose_delete_answer_cannot_be_decoded_breaks
         await wait_until(lambda: working in fake.deleted_ids(), timeout=10, what="the other cleanup")
 
     assert open_ids(fake) == set()
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx2.AsyncClient(timeout=5) as http:
         assert (await http.get(f"{server.base}/healthz")).status_code == 200
     stderr = server.stderr()
     assert "Traceback" not in stderr, stderr
@@ -161,7 +160,7 @@ async def test_a_create_answering_after_its_mcp_session_was_deleted_is_still_del
     fake.inject(Delay(4.0), method="POST", path="/v1/sessions")
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     with anyio.fail_after(60):
-        async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
             opened = await http.post(server.mcp_url, json=initialize_request())
             headers["Mcp-Session-Id"] = opened.headers["mcp-session-id"]
             headers["Mcp-Protocol-Version"] = HANDSHAKE_VERSION

@@ -1,4 +1,4 @@
-"""The fake Chaser API's own fidelity, checked with plain httpx: every other test leans on it."""
+"""The fake Chaser API's own fidelity, checked with plain httpx2: every other test leans on it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from PIL import Image
 
@@ -41,14 +41,14 @@ def _at(stamp: str) -> datetime:
 
 
 @pytest.fixture
-def api(fake_chaser: FakeChaser) -> Iterator[httpx.Client]:
-    with httpx.Client(
+def api(fake_chaser: FakeChaser) -> Iterator[httpx2.Client]:
+    with httpx2.Client(
         base_url=fake_chaser.url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}, timeout=5
     ) as client:
         yield client
 
 
-def _create(api: httpx.Client, **body: object) -> str:
+def _create(api: httpx2.Client, **body: object) -> str:
     response = api.post("/v1/sessions", json=body)
     assert response.status_code == 201, response.text
     session_id: str = response.json()["id"]
@@ -58,7 +58,7 @@ def _create(api: httpx.Client, **body: object) -> str:
 # -- create ---------------------------------------------------------------------------------------
 
 
-def test_create_answers_201_with_exactly_the_documented_fields(api: httpx.Client) -> None:
+def test_create_answers_201_with_exactly_the_documented_fields(api: httpx2.Client) -> None:
     response = api.post("/v1/sessions", json={"ttl_seconds": 600})
 
     assert response.status_code == 201
@@ -73,7 +73,7 @@ def test_create_answers_201_with_exactly_the_documented_fields(api: httpx.Client
     assert _at(body["expires_at"]) - _at(body["created_at"]) == timedelta(seconds=600)
 
 
-def test_create_without_a_body_uses_the_default_ttl_of_1800_seconds(api: httpx.Client) -> None:
+def test_create_without_a_body_uses_the_default_ttl_of_1800_seconds(api: httpx2.Client) -> None:
     body = api.post("/v1/sessions").json()
 
     assert _at(body["expires_at"]) - _at(body["created_at"]) == timedelta(seconds=1800)
@@ -81,7 +81,7 @@ def test_create_without_a_body_uses_the_default_ttl_of_1800_seconds(api: httpx.C
 
 @pytest.mark.parametrize("ttl", [59, 3601, 0, -5, "600", 600.5, True, None])
 def test_create_refuses_a_ttl_outside_60_to_3600_or_not_an_integer(
-    api: httpx.Client, fake_chaser: FakeChaser, ttl: object
+    api: httpx2.Client, fake_chaser: FakeChaser, ttl: object
 ) -> None:
     response = api.post("/v1/sessions", json={"ttl_seconds": ttl})
 
@@ -91,12 +91,12 @@ def test_create_refuses_a_ttl_outside_60_to_3600_or_not_an_integer(
 
 
 @pytest.mark.parametrize("ttl", [60, 3600])
-def test_create_accepts_the_ttl_bounds(api: httpx.Client, ttl: int) -> None:
+def test_create_accepts_the_ttl_bounds(api: httpx2.Client, ttl: int) -> None:
     assert api.post("/v1/sessions", json={"ttl_seconds": ttl}).status_code == 201
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"'])
-def test_create_refuses_a_body_that_is_not_a_json_object(api: httpx.Client, body: bytes) -> None:
+def test_create_refuses_a_body_that_is_not_a_json_object(api: httpx2.Client, body: bytes) -> None:
     response = api.post("/v1/sessions", content=body, headers={"Content-Type": "application/json"})
 
     assert response.status_code == 400
@@ -106,7 +106,7 @@ def test_create_refuses_a_body_that_is_not_a_json_object(api: httpx.Client, body
 # -- get: the full object, lazily ready, expiring, failing ------------------------------------------
 
 
-def test_get_shows_every_documented_field_of_a_creating_session(api: httpx.Client) -> None:
+def test_get_shows_every_documented_field_of_a_creating_session(api: httpx2.Client) -> None:
     session_id = _create(api)
 
     body = api.get(f"/v1/sessions/{session_id}").json()
@@ -129,7 +129,7 @@ def test_get_shows_every_documented_field_of_a_creating_session(api: httpx.Clien
     }
 
 
-def test_a_session_turns_ready_by_itself_after_the_ready_delay(api: httpx.Client) -> None:
+def test_a_session_turns_ready_by_itself_after_the_ready_delay(api: httpx2.Client) -> None:
     session_id = _create(api)
     seen: list[dict[str, Any]] = []
 
@@ -147,7 +147,9 @@ def test_a_session_turns_ready_by_itself_after_the_ready_delay(api: httpx.Client
     assert body["proxy_region"] is not None
 
 
-def test_a_ready_session_counts_bytes_and_names_its_proxy(api: httpx.Client, fake_chaser: FakeChaser) -> None:
+def test_a_ready_session_counts_bytes_and_names_its_proxy(
+    api: httpx2.Client, fake_chaser: FakeChaser
+) -> None:
     session_id = _create(api)
     fake_chaser.advance_clock(60)
 
@@ -160,7 +162,7 @@ def test_a_ready_session_counts_bytes_and_names_its_proxy(api: httpx.Client, fak
 
 
 def test_a_session_past_its_ttl_reads_closed_with_ttl_expired(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     session_id = _create(api, ttl_seconds=60)
     fake_chaser.advance_clock(61)
@@ -174,7 +176,7 @@ def test_a_session_past_its_ttl_reads_closed_with_ttl_expired(
 
 
 def test_failed_creates_go_from_creating_to_error_with_the_reason(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.fail_next_creates(1, reason="browser_crashed")
     failing, healthy = _create(api), _create(api)
@@ -191,7 +193,7 @@ def test_failed_creates_go_from_creating_to_error_with_the_reason(
 
 
 def test_list_is_newest_first_and_cursor_pages_cover_every_session_once(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     created = [_create(api) for _ in range(7)]
 
@@ -214,7 +216,7 @@ def test_list_is_newest_first_and_cursor_pages_cover_every_session_once(
     assert all(p["object"] == "list" for p in pages)
 
 
-def test_list_defaults_to_20_per_page(api: httpx.Client, fake_chaser: FakeChaser) -> None:
+def test_list_defaults_to_20_per_page(api: httpx2.Client, fake_chaser: FakeChaser) -> None:
     for _ in range(21):
         fake_chaser.seed_session()
 
@@ -225,7 +227,7 @@ def test_list_defaults_to_20_per_page(api: httpx.Client, fake_chaser: FakeChaser
     base64.b64decode(page["next_cursor"], validate=True)  # opaque, but base64 like the real one
 
 
-def test_list_of_an_empty_workspace_is_an_empty_last_page(api: httpx.Client) -> None:
+def test_list_of_an_empty_workspace_is_an_empty_last_page(api: httpx2.Client) -> None:
     assert api.get("/v1/sessions").json() == {
         "object": "list",
         "data": [],
@@ -239,14 +241,14 @@ def test_list_of_an_empty_workspace_is_an_empty_last_page(api: httpx.Client) -> 
     [{"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"limit": "2.5"}, {"limit": ""}, {"cursor": "!!!"}],
     ids=["limit-0", "limit-101", "limit-word", "limit-float", "limit-empty", "cursor-not-base64"],
 )
-def test_list_refuses_a_bad_limit_or_cursor(api: httpx.Client, params: dict[str, str]) -> None:
+def test_list_refuses_a_bad_limit_or_cursor(api: httpx2.Client, params: dict[str, str]) -> None:
     response = api.get("/v1/sessions", params=params)
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_list_refuses_base64_that_is_not_one_of_its_cursors(api: httpx.Client) -> None:
+def test_list_refuses_base64_that_is_not_one_of_its_cursors(api: httpx2.Client) -> None:
     cursor = base64.b64encode(b"hello world").decode()
 
     assert api.get("/v1/sessions", params={"cursor": cursor}).status_code == 400
@@ -257,8 +259,8 @@ def test_list_refuses_base64_that_is_not_one_of_its_cursors(api: httpx.Client) -
 
 def test_each_key_is_its_own_workspace() -> None:
     with FakeChaser(api_keys=[DEFAULT_KEY, OTHER_KEY]) as fake:
-        mine = httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"})
-        theirs = httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {OTHER_KEY}"})
+        mine = httpx2.Client(base_url=fake.url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"})
+        theirs = httpx2.Client(base_url=fake.url, headers={"Authorization": f"Bearer {OTHER_KEY}"})
         with mine, theirs:
             session_id = _create(mine)
 
@@ -279,7 +281,7 @@ def test_a_missing_or_wrong_key_is_401_unauthorized(
 ) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
 
-    response = httpx.get(f"{fake_chaser.url}/v1/sessions", headers=headers)
+    response = httpx2.get(f"{fake_chaser.url}/v1/sessions", headers=headers)
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
@@ -289,7 +291,7 @@ def test_a_missing_or_wrong_key_is_401_unauthorized(
 
 
 def test_delete_answers_204_without_a_body_then_409_session_not_open(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     session_id = _create(api)
 
@@ -306,7 +308,7 @@ def test_delete_answers_204_without_a_body_then_409_session_not_open(
     assert fake_chaser.deleted_ids() == [session_id]
 
 
-def test_delete_of_an_unknown_session_is_404_session_not_found(api: httpx.Client) -> None:
+def test_delete_of_an_unknown_session_is_404_session_not_found(api: httpx2.Client) -> None:
     response = api.delete("/v1/sessions/sess_00000000-0000-7000-8000-000000000000")
 
     assert response.status_code == 404
@@ -314,7 +316,7 @@ def test_delete_of_an_unknown_session_is_404_session_not_found(api: httpx.Client
 
 
 @pytest.mark.parametrize("action", ["screenshot", "preview-token"])
-def test_screenshot_and_preview_are_409_until_the_session_is_ready(api: httpx.Client, action: str) -> None:
+def test_screenshot_and_preview_are_409_until_the_session_is_ready(api: httpx2.Client, action: str) -> None:
     session_id = _create(api)
 
     response = api.post(f"/v1/sessions/{session_id}/{action}", json={})
@@ -326,7 +328,7 @@ def test_screenshot_and_preview_are_409_until_the_session_is_ready(api: httpx.Cl
 def test_screenshot_of_a_ready_session_is_a_real_png_of_the_configured_size() -> None:
     with FakeChaser(ready_delay=0, screenshot_size=(300, 500)) as fake:
         session_id = fake.seed_session()
-        response = httpx.post(
+        response = httpx2.post(
             f"{fake.url}/v1/sessions/{session_id}/screenshot",
             headers={"Authorization": f"Bearer {DEFAULT_KEY}"},
         )
@@ -338,7 +340,7 @@ def test_screenshot_of_a_ready_session_is_a_real_png_of_the_configured_size() ->
 
 
 def test_preview_token_of_a_ready_session_has_the_documented_shape(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     session_id = fake_chaser.seed_session()
 
@@ -356,7 +358,7 @@ def test_preview_token_of_a_ready_session_has_the_documented_shape(
     "path",
     ["/v1/session", "/v2/sessions", "/v1/sessions/", "/v1/sessions/x/y/z", "/v1/sessions/sess_1/reboot"],
 )
-def test_unknown_paths_are_404_not_found(api: httpx.Client, path: str) -> None:
+def test_unknown_paths_are_404_not_found(api: httpx2.Client, path: str) -> None:
     response = api.get(path)
 
     assert response.status_code == 404
@@ -365,7 +367,7 @@ def test_unknown_paths_are_404_not_found(api: httpx.Client, path: str) -> None:
 
 @pytest.mark.parametrize("session_id", ["sess_%2e%2e", "%2e%2e", "sess_a%2Fb"])
 def test_a_percent_encoded_id_is_just_an_unknown_session(
-    api: httpx.Client, fake_chaser: FakeChaser, session_id: str
+    api: httpx2.Client, fake_chaser: FakeChaser, session_id: str
 ) -> None:
     fake_chaser.seed_session()
 
@@ -379,7 +381,7 @@ def test_a_percent_encoded_id_is_just_an_unknown_session(
 
 
 def test_every_request_is_recorded_with_its_headers_and_body(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     api.post("/v1/sessions", json={"ttl_seconds": 90}, headers={"User-Agent": "probe/1"})
     api.get("/v1/sessions", params={"limit": 5})
@@ -397,7 +399,7 @@ def test_every_request_is_recorded_with_its_headers_and_body(
 
 
 def test_faults_match_method_and_path_and_are_used_in_order(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.inject(Status(503), method="GET", path=r"/v1/sessions", times=2)
     fake_chaser.inject(Status(502), method="GET")
@@ -407,7 +409,7 @@ def test_faults_match_method_and_path_and_are_used_in_order(
 
 
 def test_a_status_fault_answers_as_asked_and_leaves_state_alone(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.inject(
         Status(429, "<h1>slow down</h1>", headers={"Retry-After": "7"}, content_type="text/html"),
@@ -424,11 +426,11 @@ def test_a_status_fault_answers_as_asked_and_leaves_state_alone(
 
 
 def test_a_drop_closes_the_connection_without_an_answer_or_an_effect(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.inject(Drop(), method="POST")
 
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx2.RemoteProtocolError):
         api.post("/v1/sessions")
 
     assert fake_chaser.sessions == []
@@ -436,17 +438,17 @@ def test_a_drop_closes_the_connection_without_an_answer_or_an_effect(
 
 
 def test_a_drop_after_effect_creates_the_session_then_closes_without_an_answer(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.inject(Drop(after_effect=True), method="POST")
 
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx2.RemoteProtocolError):
         api.post("/v1/sessions")
 
     assert len(fake_chaser.open_sessions()) == 1
 
 
-def test_a_delay_answers_normally_afterwards(api: httpx.Client, fake_chaser: FakeChaser) -> None:
+def test_a_delay_answers_normally_afterwards(api: httpx2.Client, fake_chaser: FakeChaser) -> None:
     fake_chaser.inject(Delay(0.1))
 
     assert api.post("/v1/sessions").status_code == 201
@@ -456,7 +458,7 @@ def test_a_delay_answers_normally_afterwards(api: httpx.Client, fake_chaser: Fak
 def test_latency_is_added_before_every_answer() -> None:
     with FakeChaser(latency=0.2) as fake:
         started = time.monotonic()
-        response = httpx.get(f"{fake.url}/v1/sessions", headers={"Authorization": f"Bearer {DEFAULT_KEY}"})
+        response = httpx2.get(f"{fake.url}/v1/sessions", headers={"Authorization": f"Bearer {DEFAULT_KEY}"})
         elapsed = time.monotonic() - started
 
     assert response.status_code == 200
@@ -475,10 +477,10 @@ def test_a_hang_never_answers_and_stop_still_returns() -> None:
 
     def hung_request() -> None:
         try:
-            httpx.get(
+            httpx2.get(
                 f"{fake.url}/v1/sessions", headers={"Authorization": f"Bearer {DEFAULT_KEY}"}, timeout=30
             )
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             outcome.append(exc)
 
     client_thread = threading.Thread(target=hung_request)
@@ -491,20 +493,20 @@ def test_a_hang_never_answers_and_stop_still_returns() -> None:
 
     assert not stopper.is_alive()
     assert not client_thread.is_alive()
-    assert [type(exc) for exc in outcome] == [httpx.RemoteProtocolError]
+    assert [type(exc) for exc in outcome] == [httpx2.RemoteProtocolError]
 
 
 def test_a_port_held_by_a_bound_socket_refuses_until_the_fake_serves_on_it() -> None:
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{held.getsockname()[1]}"
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{url}/v1/sessions")
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"{url}/v1/sessions")
 
     with FakeChaser(bound_socket=held) as fake:
         assert fake.url == url
         assert (
-            httpx.get(f"{url}/v1/sessions", headers={"Authorization": f"Bearer {DEFAULT_KEY}"}).status_code
+            httpx2.get(f"{url}/v1/sessions", headers={"Authorization": f"Bearer {DEFAULT_KEY}"}).status_code
             == 200
         )
 
@@ -520,7 +522,7 @@ def test_it_runs_as_its_own_process_and_exits_cleanly_on_sigterm() -> None:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
-        response = httpx.post(
+        response = httpx2.post(
             f"{url}/v1/sessions", headers={"Authorization": f"Bearer {OTHER_KEY}"}, timeout=5
         )
         assert response.status_code == 201
@@ -538,7 +540,7 @@ def test_it_runs_as_its_own_process_and_exits_cleanly_on_sigterm() -> None:
 
 
 def _statuses(fake: FakeChaser, n: int) -> list[int]:
-    with httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as api:
+    with httpx2.Client(base_url=fake.url, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}) as api:
         return [api.get("/v1/sessions").status_code for _ in range(n)]
 
 
@@ -595,24 +597,24 @@ def test_a_reset_aborts_the_connection_with_an_rst(fake_chaser: FakeChaser) -> N
 
 
 def test_a_status_fault_after_effect_performs_the_request_and_mangles_its_answer(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     session_id = fake_chaser.seed_session()
     fake_chaser.inject(
         Status(200, b"not gzip", {"Content-Encoding": "gzip"}, after_effect=True), method="DELETE"
     )
 
-    with pytest.raises(httpx.DecodingError):
+    with pytest.raises(httpx2.DecodingError):
         api.delete(f"/v1/sessions/{session_id}")
 
     assert fake_chaser.deleted_ids() == [session_id]
 
 
 def test_the_state_tells_which_creates_were_never_answered_and_when_each_delete_landed(
-    api: httpx.Client, fake_chaser: FakeChaser
+    api: httpx2.Client, fake_chaser: FakeChaser
 ) -> None:
     fake_chaser.inject(Drop(after_effect=True), method="POST")
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx2.RemoteProtocolError):
         api.post("/v1/sessions", json={"ttl_seconds": 600})
     answered = _create(api, ttl_seconds=900)
     before = time.time()
@@ -628,7 +630,7 @@ def test_the_state_tells_which_creates_were_never_answered_and_when_each_delete_
     assert state["requests"] == {"POST": 2, "DELETE": 1}
 
 
-def test_the_state_view_is_never_faulted_nor_recorded(api: httpx.Client, fake_chaser: FakeChaser) -> None:
+def test_the_state_view_is_never_faulted_nor_recorded(api: httpx2.Client, fake_chaser: FakeChaser) -> None:
     fake_chaser.inject(Status(500), times=None)
 
     response = api.get("/_fake/state")
@@ -651,8 +653,10 @@ def test_the_process_takes_a_seeded_fault_mix_from_its_command_line() -> None:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         headers = {"Authorization": f"Bearer {DEFAULT_KEY}"}
-        statuses = [httpx.get(f"{url}/v1/sessions", headers=headers, timeout=5).status_code for _ in range(3)]
-        state = httpx.get(f"{url}/_fake/state", timeout=5).json()
+        statuses = [
+            httpx2.get(f"{url}/v1/sessions", headers=headers, timeout=5).status_code for _ in range(3)
+        ]
+        state = httpx2.get(f"{url}/_fake/state", timeout=5).json()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

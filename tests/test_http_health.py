@@ -8,7 +8,7 @@ task group failing) and watch what a supervisor polling ``/healthz`` would see.
 from __future__ import annotations
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from mcp import Client
 
@@ -19,7 +19,7 @@ from tests.http_server import Served, served
 pytestmark = pytest.mark.anyio
 
 
-async def wait_for_status(target: Served, status: int) -> httpx.Response:
+async def wait_for_status(target: Served, status: int) -> httpx2.Response:
     """Poll /healthz, as a supervisor would, until it answers ``status`` (fails after 15 s)."""
     with anyio.fail_after(15):
         while True:

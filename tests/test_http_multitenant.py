@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from chaser_mcp.api import ChaserClient
@@ -66,7 +66,7 @@ def sse_server(fake: FakeChaser, tmp_path: Path) -> Iterator[HttpServer]:
     running.stop()
 
 
-async def create_in_session(http: httpx.AsyncClient, url: str, session_id: str, key: str) -> str:
+async def create_in_session(http: httpx2.AsyncClient, url: str, session_id: str, key: str) -> str:
     response = await call_in_session(http, url, session_id, "create_session", {}, token=key)
     assert response.status_code == 200, response.text
     return str(rpc_message(response)["result"]["structuredContent"]["id"])
@@ -76,7 +76,7 @@ async def create_in_session(http: httpx.AsyncClient, url: str, session_id: str, 
 
 
 async def test_another_tenant_cannot_delete_an_mcp_session(fake: FakeChaser, server: HttpServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx2.AsyncClient(timeout=30) as http:
         alices = await open_mcp_session(http, server.mcp_url, ALICE)
         session = await create_in_session(http, server.mcp_url, alices, ALICE)
 
@@ -96,7 +96,7 @@ async def test_another_tenant_cannot_use_an_mcp_session_id(
     fake: FakeChaser, server: HttpServer, method: str
 ) -> None:
     with anyio.fail_after(30):  # a GET let through would be an SSE stream that never ends
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx2.AsyncClient(timeout=30) as http:
             alices = await open_mcp_session(http, server.mcp_url, ALICE)
             headers = session_headers(alices, BOB)
             if method == "POST":
@@ -128,7 +128,7 @@ async def test_another_tenant_cannot_post_into_an_sse_stream(
 
 
 async def test_a_key_over_its_mcp_session_cap_is_told_what_to_do(server: HttpServer) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx2.AsyncClient(timeout=30) as http:
         alices = [await open_mcp_session(http, server.mcp_url, ALICE) for _ in range(CAP)]
         refused = await http.post(
             server.mcp_url, json=initialize_request(), headers={**ACCEPT, **bearer(ALICE)}
@@ -149,7 +149,7 @@ async def test_an_mcp_session_idle_past_the_timeout_frees_its_callers_slot(fake:
     changes = {"api_key": None, "multi_tenant": True, "max_connections_per_caller": 1}
     async with (
         served(fake, conversations, session_idle_timeout=60.0, **changes) as target,
-        httpx.AsyncClient(timeout=30) as http,
+        httpx2.AsyncClient(timeout=30) as http,
     ):
         assert await open_mcp_session(http, target.mcp_url, ALICE)
         clock.advance(59)
@@ -167,7 +167,7 @@ async def test_a_key_over_its_sse_stream_cap_is_refused_until_one_closes(sse_ser
         async with (
             sse_stream(sse_server.base, ALICE),
             sse_stream(sse_server.base, ALICE),
-            httpx.AsyncClient(timeout=30) as http,
+            httpx2.AsyncClient(timeout=30) as http,
         ):
             async with sse_stream(sse_server.base, ALICE):
                 refused = await http.get(f"{sse_server.base}/sse", headers=bearer(ALICE))
@@ -183,7 +183,7 @@ async def test_a_key_over_its_sse_stream_cap_is_refused_until_one_closes(sse_ser
 
 
 def test_a_non_ascii_bearer_is_refused_with_401(server: HttpServer) -> None:
-    response = httpx.post(server.mcp_url, headers=[(b"Authorization", "Bearer clé-été".encode())], json={})
+    response = httpx2.post(server.mcp_url, headers=[(b"Authorization", "Bearer clé-été".encode())], json={})
     assert response.status_code == 401
     assert "printable ASCII" in response.json()["error"]["message"]
     assert "Traceback" not in server.stderr()
@@ -196,11 +196,11 @@ async def test_concurrent_requests_with_a_new_key_check_it_upstream_once(
     fake.inject(Delay(0.5), method="GET", path="/v1/sessions", times=None)
     statuses: list[int] = []
 
-    async def one(http: httpx.AsyncClient) -> None:
+    async def one(http: httpx2.AsyncClient) -> None:
         response = await http.post(server.mcp_url, headers={**ACCEPT, **bearer(CAROL)}, json={})
         statuses.append(response.status_code)
 
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as http:
+    async with httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=50)) as http:
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 for _ in range(40):

@@ -14,7 +14,6 @@ from urllib.parse import quote
 from uuid import UUID
 
 import anyio
-import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -84,7 +83,7 @@ async def test_a_session_created_through_any_spelling_of_the_stream_id_ends_with
 
 async def test_an_unparseable_stream_id_is_refused_without_forging_a_log_line(sse_server: HttpServer) -> None:
     forged = "0" * 31 + "\nchaser-mcp CRITICAL forged: the server was breached"
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         response = await http.post(
             f"{sse_server.base}/messages/?session_id={quote(forged)}",
             json=tool_call(1, "create_session", {}),
@@ -98,7 +97,7 @@ async def test_an_unparseable_stream_id_is_refused_without_forging_a_log_line(ss
 async def test_posting_to_a_stream_that_does_not_exist_opens_no_conversation(
     fake: FakeChaser, sse_server: HttpServer
 ) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         response = await http.post(
             f"{sse_server.base}/messages/?session_id={'ab' * 16}", json=tool_call(1, "create_session", {})
         )
@@ -164,9 +163,9 @@ def wait_until_logged(server: HttpServer, text: str) -> bool:
 def test_any_host_still_refuses_a_foreign_origin(fake: FakeChaser, tmp_path: Path) -> None:
     server = start(fake, tmp_path, "http", "--allowed-host", "*")
     try:
-        foreign_host = httpx.post(server.mcp_url, headers={"Host": "mcp.example.com"}, json={})
-        foreign_origin = httpx.post(server.mcp_url, headers={"Origin": "http://evil.example"}, json={})
-        listed_origin = httpx.post(server.mcp_url, headers={"Origin": "http://localhost:3000"}, json={})
+        foreign_host = httpx2.post(server.mcp_url, headers={"Host": "mcp.example.com"}, json={})
+        foreign_origin = httpx2.post(server.mcp_url, headers={"Origin": "http://evil.example"}, json={})
+        listed_origin = httpx2.post(server.mcp_url, headers={"Origin": "http://localhost:3000"}, json={})
     finally:
         server.stop()
     assert foreign_host.status_code not in (421, 403)
@@ -192,7 +191,7 @@ async def test_a_token_file_is_read_once_at_start(fake: FakeChaser, tmp_path: Pa
     server = start(fake, tmp_path, "http", "--auth-token-file", str(token_file))
     try:
         token_file.write_text("changed-after-start")
-        async with httpx.AsyncClient() as raw:
+        async with httpx2.AsyncClient() as raw:
             refused = await raw.post(
                 server.mcp_url, json={}, headers={"Authorization": "Bearer changed-after-start"}
             )

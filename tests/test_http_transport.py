@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -258,7 +257,7 @@ def test_multi_tenant_refuses_a_missing_or_bad_key_with_401(
     tenant_server: HttpServer, authorization: str | None
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    response = httpx.post(tenant_server.mcp_url, headers=headers, json={})
+    response = httpx2.post(tenant_server.mcp_url, headers=headers, json={})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="chaser-mcp"')
     assert "ck_test_wrong_key" not in response.text + tenant_server.stderr()
@@ -277,7 +276,7 @@ def token_server(fake: FakeChaser, tmp_path: Path) -> Iterator[HttpServer]:
 @pytest.mark.parametrize("token", [None, "wrong-token"])
 def test_an_inbound_token_is_required_when_configured(token_server: HttpServer, token: str | None) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    assert httpx.post(token_server.mcp_url, headers=headers, json={}).status_code == 401
+    assert httpx2.post(token_server.mcp_url, headers=headers, json={}).status_code == 401
 
 
 async def test_the_right_inbound_token_is_let_through(fake: FakeChaser, token_server: HttpServer) -> None:
@@ -287,19 +286,19 @@ async def test_the_right_inbound_token_is_let_through(fake: FakeChaser, token_se
 
 
 def test_a_foreign_host_header_is_rejected(server: HttpServer) -> None:
-    response = httpx.post(server.mcp_url, headers={"Host": "evil.example"}, json={})
+    response = httpx2.post(server.mcp_url, headers={"Host": "evil.example"}, json={})
     assert response.status_code == 421
 
 
 def test_a_foreign_origin_is_rejected(server: HttpServer) -> None:
-    response = httpx.post(server.mcp_url, headers={"Origin": "http://evil.example"}, json={})
+    response = httpx2.post(server.mcp_url, headers={"Origin": "http://evil.example"}, json={})
     assert response.status_code == 403
 
 
 def test_a_configured_reverse_proxy_host_is_accepted(fake: FakeChaser, tmp_path: Path) -> None:
     server = start_server(fake, tmp_path, CHASER_ALLOWED_HOSTS="mcp.example.com")
     try:
-        response = httpx.post(server.mcp_url, headers={"Host": "mcp.example.com"}, json={})
+        response = httpx2.post(server.mcp_url, headers={"Host": "mcp.example.com"}, json={})
         assert response.status_code != 421
     finally:
         server.stop()
@@ -322,12 +321,12 @@ def test_a_non_loopback_bind_without_a_token_refuses_to_start(fake: FakeChaser, 
 
 
 def test_healthz_answers_without_auth(token_server: HttpServer) -> None:
-    response = httpx.get(f"{token_server.base}/healthz")
+    response = httpx2.get(f"{token_server.base}/healthz")
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
 def test_an_oversized_request_body_is_refused(server: HttpServer) -> None:
-    response = httpx.post(
+    response = httpx2.post(
         server.mcp_url,
         content=b"{" + b" " * 2_000_000 + b"}",
         headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},

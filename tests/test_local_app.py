@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from PIL import Image
 
@@ -199,7 +199,7 @@ async def test_listing_is_newest_first_and_cursor_paging_visits_every_session_on
 
 
 async def test_a_cursor_the_server_never_gave_is_400(local_api: LocalAPIServer) -> None:
-    async with httpx.AsyncClient(base_url=local_api.base_url) as http:
+    async with httpx2.AsyncClient(base_url=local_api.base_url) as http:
         response = await http.get(
             "/v1/sessions", params={"cursor": "bm90LWEtY3Vyc29y"}, headers={"Authorization": f"Bearer {KEY}"}
         )
@@ -213,7 +213,7 @@ async def test_a_cursor_the_server_never_gave_is_400(local_api: LocalAPIServer) 
 @pytest.mark.parametrize("header", [None, "Bearer", "Basic abc", "Token sk-x", "sk-no-scheme"])
 async def test_a_request_without_a_bearer_key_is_401(local_api: LocalAPIServer, header: str | None) -> None:
     headers = {"Authorization": header} if header is not None else {}
-    async with httpx.AsyncClient(base_url=local_api.base_url) as http:
+    async with httpx2.AsyncClient(base_url=local_api.base_url) as http:
         response = await http.get("/v1/sessions", headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
@@ -247,7 +247,7 @@ async def test_a_malformed_create_body_is_400_and_starts_nothing(
     local_api: LocalAPIServer, body: bytes
 ) -> None:
     known = len(local_api.backend.list(limit=100, cursor=None)[0])
-    async with httpx.AsyncClient(base_url=local_api.base_url) as http:
+    async with httpx2.AsyncClient(base_url=local_api.base_url) as http:
         response = await http.post(
             "/v1/sessions",
             content=body,
@@ -259,7 +259,7 @@ async def test_a_malformed_create_body_is_400_and_starts_nothing(
 
 
 async def test_an_unknown_path_answers_with_a_json_error(local_api: LocalAPIServer) -> None:
-    async with httpx.AsyncClient(base_url=local_api.base_url) as http:
+    async with httpx2.AsyncClient(base_url=local_api.base_url) as http:
         response = await http.get("/v2/nothing", headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"

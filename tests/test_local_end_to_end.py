@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from PIL import Image
@@ -113,7 +113,7 @@ async def test_a_local_session_opens_reads_screenshots_streams_and_leaves_nothin
             await client.call_tool("navigate", {"session_id": session_id, "url": site.url("/button")})
             link = structured(await client.call_tool("get_preview_link", {"session_id": session_id}))
             assert link["input_enabled"] is True
-            async with httpx.AsyncClient() as http:
+            async with httpx2.AsyncClient() as http:
                 assert (await http.get(link["url"])).status_code == 200
             path, _, query = link["url"].partition("?")
             async with connect(path.replace("http://", "ws://", 1) + "/ws?" + query) as stream:

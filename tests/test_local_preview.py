@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -104,7 +104,7 @@ async def test_a_preview_token_is_a_link_to_a_live_view_on_this_server(
     assert token.input_enabled is True and token.fps is not None and token.fps >= 5
     assert token.expires_at is not None
     assert 60 < (token.expires_at - datetime.now(UTC)).total_seconds() <= 300
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         page = await http.get(token.url)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -124,7 +124,7 @@ async def test_an_unknown_token_is_refused_on_the_page_and_the_websocket(
 ) -> None:
     token = await client.preview_token(session.id)
     forged = token.url.split("token=")[0] + "token=forged-token"
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         assert (await http.get(forged)).status_code == 401
         assert (await http.get(forged.split("?")[0])).status_code == 401
     with pytest.raises(InvalidStatus) as caught:
@@ -140,7 +140,7 @@ async def test_a_token_minted_for_one_session_does_not_open_another(
     other = await client.create_session(ttl_seconds=60)
     await client.delete_session(other.id)
     borrowed = token.url.replace(session.id, other.id)
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         assert (await http.get(borrowed)).status_code == 403
     with pytest.raises(InvalidStatus) as caught:
         async with connect(socket_url(borrowed)):
@@ -159,7 +159,7 @@ async def test_an_expired_token_is_refused(
     finally:
         backend.preview_token_ttl = saved
     await anyio.sleep(0.3)
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         response = await http.get(token.url)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "token_expired"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import psutil
 import pytest
 from websockets.asyncio.client import connect
@@ -357,7 +357,7 @@ def test_a_browser_started_by_another_user_than_root_runs_sandboxed(nobody_dir: 
 
 async def test_a_foreign_host_header_is_refused_and_creates_nothing(local_api: LocalAPIServer) -> None:
     known = len(local_api.backend.list(limit=100, cursor=None)[0])
-    async with httpx.AsyncClient(base_url=local_api.base_url) as http:
+    async with httpx2.AsyncClient(base_url=local_api.base_url) as http:
         response = await http.post(
             "/v1/sessions",
             json={},
@@ -371,7 +371,7 @@ async def test_a_foreign_host_header_is_refused_and_creates_nothing(local_api: L
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.1:{port}", "localhost:{port}"])
 async def test_loopback_host_names_are_answered(local_api: LocalAPIServer, host: str) -> None:
-    async with httpx.AsyncClient(base_url=local_api.base_url) as http:
+    async with httpx2.AsyncClient(base_url=local_api.base_url) as http:
         response = await http.get(
             "/v1/sessions",
             headers={"Authorization": f"Bearer {KEY}", "Host": host.format(port=local_api.port)},
@@ -380,7 +380,7 @@ async def test_loopback_host_names_are_answered(local_api: LocalAPIServer, host:
 
 
 async def test_a_foreign_origin_is_refused_on_the_api(local_api: LocalAPIServer) -> None:
-    async with httpx.AsyncClient(base_url=local_api.base_url) as http:
+    async with httpx2.AsyncClient(base_url=local_api.base_url) as http:
         refused = await http.get(
             "/v1/sessions", headers={"Authorization": f"Bearer {KEY}", "Origin": f"http://{FOREIGN}"}
         )
@@ -396,7 +396,7 @@ async def test_urls_come_from_the_servers_address_never_from_the_host_header(sit
     with short_temp_dir() as base:
         async with (
             running_local_api(base_dir=base, api_key=KEY, allowed_hosts=["*"]) as server,
-            httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
+            httpx2.AsyncClient(base_url=server.base_url, timeout=30) as http,
         ):
             headers = {"Authorization": f"Bearer {KEY}", "Host": f"{FOREIGN}:{server.port}"}
             created = (await http.post("/v1/sessions", json={}, headers=headers)).json()
@@ -415,7 +415,7 @@ async def test_a_configured_public_url_names_the_links_and_its_host_is_allowed()
     with short_temp_dir() as base:
         async with (
             running_local_api(base_dir=base, api_key=KEY, public_base_url=public) as server,
-            httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
+            httpx2.AsyncClient(base_url=server.base_url, timeout=30) as http,
         ):
             headers = {"Authorization": f"Bearer {KEY}", "Host": "browsers.example.test"}
             created = await http.post("/v1/sessions", json={}, headers=headers)
@@ -448,7 +448,7 @@ async def test_the_live_view_page_cannot_be_framed_and_runs_only_its_own_code(
 ) -> None:
     async with ChaserClient(KEY, base_url=local_api.base_url) as api:
         token = await api.preview_token(session.id)
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         page = await http.get(token.url)
     assert page.status_code == 200
     assert page.headers["x-frame-options"] == "DENY"
