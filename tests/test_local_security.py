@@ -215,10 +215,19 @@ async def test_a_client_that_leaves_takes_its_auto_attach_with_it(
                 )
             except CDPTimeout:  # still paused: the proxy may not have seen the other client leave yet
                 return False
-            return bool(result["result"]["value"] == ["complete", "Colour block", 412])
+            seen.append(result["result"]["value"])
+            return bool(seen[-1] == ["complete", "Colour block", 412])
 
-        await eventually(loaded, timeout=15)
-        await cdp.send("Target.closeTarget", {"targetId": created["targetId"]})
+        seen: list[object] = []
+
+        try:
+            with anyio.fail_after(16):
+                try:
+                    await eventually(loaded, timeout=15)
+                except TimeoutError:
+                    pytest.fail(f"the new tab never showed the phone's page; last seen {seen[-3:]}")
+        finally:  # the session is shared with the next tests: leave no extra tab behind
+            await cdp.send("Target.closeTarget", {"targetId": created["targetId"]})
 
 
 async def test_navigate_and_read_page_work_through_the_proxy(session: Session, site: LoopbackSite) -> None:

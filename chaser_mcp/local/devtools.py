@@ -182,9 +182,15 @@ class DevToolsPipe:
     # -- our own calls on the root session ---------------------------------------------------------
 
     async def call(
-        self, method: str, params: dict[str, Any] | None = None, *, timeout: float = 30.0
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float = 30.0,
+        session_id: str | None = None,
     ) -> dict[str, Any]:
-        """One command on the pipe's root session (the browser itself); only this module's owner uses it."""
+        """One command on the pipe's root session (the browser itself), or on ``session_id``; only this
+        module's owner uses it."""
         if self._closed_reason is not None:
             raise CDPConnectionClosed(f"DevTools pipe of {self._label} is closed: {self._closed_reason}")
         pipe_id = next(self._ids)
@@ -192,7 +198,10 @@ class DevToolsPipe:
         self._pending[pipe_id] = (None, slot, method)
         try:
             try:
-                await self._write({"id": pipe_id, "method": method, "params": params or {}})
+                command: dict[str, Any] = {"id": pipe_id, "method": method, "params": params or {}}
+                if session_id is not None:
+                    command["sessionId"] = session_id
+                await self._write(command)
             except TransportClosed as exc:
                 raise CDPConnectionClosed(f"DevTools pipe of {self._label} closed: {exc.reason}") from None
             try:
@@ -255,6 +264,20 @@ class DevToolsPipe:
 
     def _forget_soon(self, client: PipeClient) -> None:
         self._tasks.start_soon(self._forget, client, name=f"devtools-forget {client.name}")
+
+    def _release_soon(self, attached: dict[str, Any]) -> None:
+        child = attached.get("sessionId")
+        if isinstance(child, str) and attached.get("waitingForDebugger"):
+            self._tasks.start_soon(self._release, child, name="devtools-release")
+
+    async def _release(self, child: str) -> None:
+        """Run a target paused for a client that is gone, then let go of it."""
+        with (
+            anyio.CancelScope(shield=True),
+            contextlib.suppress(CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed),
+        ):
+            await self.call("Runtime.runIfWaitingForDebugger", session_id=child, timeout=5)
+            await self.call("Target.detachFromTarget", {"sessionId": child}, timeout=5)
 
     async def _forget(self, client: PipeClient) -> None:
         self._clients.discard(client)
@@ -324,10 +347,13 @@ class DevToolsPipe:
         if not isinstance(session, str):
             return  # root-session events: nobody but us listens there, and we enabled nothing
         client = self._owners.get(session)
-        if client is None:
-            return
         params = message.get("params")
         event = message.get("method")
+        if client is None:
+            if event == "Target.attachedToTarget" and isinstance(params, dict):
+                # Auto-attached through a client that has just left: nobody will ever resume it.
+                self._release_soon(params)
+            return
         if isinstance(params, dict):
             child = params.get("sessionId")
             if event == "Target.attachedToTarget":
