@@ -359,46 +359,6 @@ class Settings(DeclaredSettings):
         return min(30.0, max(0.1, min(self.lease_seconds, self.session_idle_timeout) / 4))
 
 
-class LocalAPISettings(DeclaredSettings):
-    """The standalone local API's configuration (``chaser-mcp local-api``)."""
-
-    model_config = SettingsConfigDict(env_prefix="CHASER_LOCAL_")
-
-    key: SecretStr | None = option(
-        None, "API key callers must send.", flag=None, shown_default="a new one per run, printed on stdout"
-    )
-    host: str = option("127.0.0.1", "Address to listen on.")
-    port: int = option(8932, "Port to listen on; 0 picks a free one.", ge=0, le=65535)
-    max_sessions: int = option(3, "Browsers open at once.", ge=1, le=MAX_SESSIONS)
-    base_dir: Path | None = option(None, "Where browser profiles go.", shown_default="the system temp dir")
-    allowed_hosts: Names = option(
-        (),
-        "Also answer requests with this Host header (loopback names always work; '*' turns the Host check "
-        "off, the Origin check stays).",
-        flag="--allowed-host",
-        shown_default="loopback only",
-    )
-    allowed_origins: Names = option(
-        (), "Also accept browser requests from this Origin.", flag="--allowed-origin", shown_default="none"
-    )
-    public_url: str | None = option(
-        None,
-        "The base URL clients reach this server at (behind a proxy); cdp_url and live-view links use it.",
-        shown_default="the address the connection came in on",
-    )
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = option("warning", "Log level.")
-    chrome: str | None = option(
-        None,
-        "Chromium binary (a path or a name on PATH).",
-        env="CHASER_CHROME",
-        shown_default="found on PATH",
-    )
-
-    @property
-    def api_key(self) -> str | None:
-        return self.key.get_secret_value() if self.key else None
-
-
 def _field_name(cls: type[BaseSettings], key: str) -> str:
     """The field an environment source key belongs to (the source keys aliased fields by alias)."""
     for name, field in cls.model_fields.items():
@@ -498,4 +458,14 @@ def _read_token_file(path: str) -> str:
     return token
 
 
-__all__ = ["LocalAPISettings", "Settings", "SettingsError", "env_name", "flag_name", "shown_default"]
+__all__ = [
+    "MAX_SESSIONS",
+    "DeclaredSettings",
+    "Names",
+    "Settings",
+    "SettingsError",
+    "env_name",
+    "flag_name",
+    "option",
+    "shown_default",
+]

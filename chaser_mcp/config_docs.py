@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from .config import LocalAPISettings, Settings, _extra, _plain, env_name, flag_name, shown_default
+from .config import Settings, _extra, _plain, env_name, flag_name, shown_default
+from .local.__main__ import LocalAPISettings
 
 BEGIN, END = "<!-- config:{}:begin -->", "<!-- config:{}:end -->"
 TABLES: dict[str, type[BaseSettings]] = {"server": Settings, "local-api": LocalAPISettings}

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from chaser_mcp import cli
-from chaser_mcp.config import LocalAPISettings, Settings, SettingsError, env_name
+from chaser_mcp.config import Settings, SettingsError, env_name
+from chaser_mcp.local.__main__ import LocalAPISettings
 from chaser_mcp.local.__main__ import main as local_api_main
 
 
