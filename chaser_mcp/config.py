@@ -422,8 +422,10 @@ def _sentence(cls: type[BaseSettings], exc: ValidationError) -> str:
         return f"{option_names(cls, name)} {message}" if name and message.startswith("must") else message
     if name is None:
         return str(error["msg"])
-    shown = repr(str(error.get("input", ""))[:40])
     field = cls.model_fields[name]
+    # A rejected key or token is still a secret: the message names the option, never the value.
+    secret = _plain(field.annotation) is SecretStr
+    shown = "a value that is not shown" if secret else repr(str(error.get("input", ""))[:40])
     if kind in ("greater_than_equal", "less_than_equal"):
         low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
         high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)

@@ -181,3 +181,8 @@ def test_the_local_api_refuses_a_bad_flag_in_one_sentence(capsys: pytest.Capture
         "chaser-mcp local-api: CHASER_LOCAL_MAX_SESSIONS (--max-sessions) must be between 1 and 64, "
         "got '999'\n"
     )
+
+
+def test_a_rejected_secret_is_not_repeated_in_the_error() -> None:
+    message = refusal({"CHASER_AUTH_TOKEN": "tök-s3cret"})
+    assert "s3cret" not in message and "CHASER_AUTH_TOKEN" in message
