@@ -166,9 +166,15 @@ class DeclaredSettings(BaseSettings):
         return cls.from_env(env, **{name: getattr(args, name, None) for name in cls.model_fields})
 
     def with_(self, **changes: Any) -> Self:
-        """A copy with some options changed, validated like the original."""
-        # A token file was read into the token already; reading it again would conflict with it.
-        return type(self)(**{**self.model_dump(exclude={"auth_token_file"}), **changes})
+        """A copy with options changed by the program itself (``--local`` wiring, tests).
+
+        Not validated again: the bounds are for what users type, and a token file was read already.
+        """
+        data = self._prepare({self.renamed.get(k, k): v for k, v in changes.items()})
+        for name, value in data.items():
+            if isinstance(value, str) and _plain(type(self).model_fields[name].annotation) is SecretStr:
+                data[name] = SecretStr(value)
+        return self.model_copy(update=data)
 
 
 # Every float option is a duration in seconds.
