@@ -1,115 +1,330 @@
-"""One frozen ``Settings`` object, read from an environment mapping and command-line flags.
+"""Every configuration option, declared once: type, bounds, default, description, env name and flag.
 
-Reading from an injected mapping (not ``os.environ`` at import time) keeps tests
-hermetic and lets the CLI apply flags on top of the environment in one place.
+The ``CHASER_*`` variables, the command-line flags, the README table and ``server.json``'s
+environment variables are all derived from the declarations below (``chaser_mcp.config_docs``
+writes the documents; a test fails when they drift). Values come from an injected mapping, never
+``os.environ`` at import time, which keeps tests hermetic; flags override the mapping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+import argparse
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from ._net import is_loopback
 from .api import DEFAULT_BASE_URL, redact_url
 
 
 class SettingsError(ValueError):
-    """A setting has a value the server cannot use; the message names the setting."""
+    """A setting has a value the server cannot use; the message names the variable and the flag."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    api_key: str | None = None
-    base_url: str = DEFAULT_BASE_URL
-    timeout: float = 30.0
-    profile: str | None = None
-    ready_timeout: float = 60.0
-    screenshot_max_bytes: int = 1_000_000
-    cleanup_timeout: float = 10.0
-    log_level: str = "INFO"
-    # network transports (issue: SSE and streamable HTTP)
-    transport: str = "stdio"
-    host: str = "127.0.0.1"
-    port: int = 8931
-    auth_token: str | None = None
-    multi_tenant: bool = False
-    session_idle_timeout: float = 1800.0
-    lease_seconds: float = 900.0
-    allowed_hosts: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 1_000_000
-    max_connections_per_caller: int = 32
-    journal_path: str | None = None
-    journal_enabled: bool = True
-    # the embedded local backend (real headless Chromium, no account)
-    local: bool = False
-    local_max_sessions: int = 3
+def option(
+    default: Any,
+    description: str,
+    *,
+    flag: str | None = "",
+    env: str | None = None,
+    shown_default: str | None = None,
+    registry: bool = False,
+    **bounds: Any,
+) -> Any:
+    """One option's declaration: a pydantic ``Field`` plus how it is named on the command line.
 
-    def __repr__(self) -> str:  # the key must never reach a log line, even through repr()
-        secret = ("api_key", "auth_token")
-        fields = {k: v for k, v in self.__dict__.items() if k not in secret}
-        fields["base_url"] = redact_url(self.base_url)
-        shown = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-        hidden = ", ".join(f"{k}={'set' if getattr(self, k) else None}" for k in secret)
-        return f"Settings({hidden}, {shown})"
+    ``flag`` "" means ``--field-name``; None means no flag (the API key: a flag is readable by every
+    local user in the process list). ``env`` replaces ``CHASER_<FIELD>`` where the historical name
+    differs. ``registry`` lists the variable in ``server.json`` (what a registry user sets).
+    """
+    extra: JsonDict = {"flag": flag, "shown_default": shown_default, "registry": registry}
+    alias = AliasChoices(env) if env else None
+    return Field(default, description=description, validation_alias=alias, json_schema_extra=extra, **bounds)
+
+
+# Comma-separated in the environment, repeated flags on the command line.
+Names = Annotated[tuple[str, ...], NoDecode]
+MAX_SESSIONS = 64  # browsers at once, for both the embedded and the standalone local API
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class DeclaredSettings(BaseSettings):
+    """What both command lines share: reading a mapping, flags, and one-sentence errors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHASER_", frozen=True, extra="forbid", populate_by_name=True, env_ignore_empty=True
+    )
+    # Constructor keywords kept for callers that predate the secret fields (``Settings(api_key=...)``).
+    renamed: ClassVar[Mapping[str, str]] = {}
+    # Options given by one source as a whole: one of them as a flag replaces all of them from the environment.
+    replaced_together: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
-        """Settings from ``CHASER_*`` variables; keyword overrides (flags) win when not None.
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments only: ``from_env`` reads the mapping it is given, never ``os.environ`` itself.
+        return (init_settings,)
 
-        ``auth_token_file`` (flag) / ``CHASER_AUTH_TOKEN_FILE`` is read here, once, into ``auth_token``.
-        """
-        auth_token = _auth_token(
-            env, overrides.pop("auth_token", None), overrides.pop("auth_token_file", None)
-        )
-        values: dict[str, Any] = {
-            "api_key": env.get("CHASER_KEY", "").strip() or None,
-            "base_url": env.get("CHASER_BASE_URL", "").strip() or DEFAULT_BASE_URL,
-            "timeout": _number(env, "CHASER_TIMEOUT", 30.0, low=0.1, high=600),
-            "profile": env.get("CHASER_PROFILE", "").strip() or None,
-            "ready_timeout": _number(env, "CHASER_READY_TIMEOUT", 60.0, low=1, high=3600),
-            "screenshot_max_bytes": int(
-                _number(env, "CHASER_SCREENSHOT_MAX_BYTES", 1_000_000, low=10_000, high=100_000_000)
-            ),
-            "cleanup_timeout": _number(env, "CHASER_CLEANUP_TIMEOUT", 10.0, low=0.1, high=300),
-            "log_level": (env.get("CHASER_LOG_LEVEL", "").strip() or "INFO").upper(),
-            "transport": env.get("CHASER_TRANSPORT", "").strip().lower() or "stdio",
-            "host": env.get("CHASER_HOST", "").strip() or "127.0.0.1",
-            "port": int(_number(env, "CHASER_PORT", 8931, low=0, high=65535)),
-            "auth_token": auth_token,
-            "multi_tenant": _flag(env, "CHASER_MULTI_TENANT"),
-            "session_idle_timeout": _number(env, "CHASER_SESSION_IDLE_TIMEOUT", 1800.0, low=0.1, high=86400),
-            "lease_seconds": _number(env, "CHASER_LEASE_SECONDS", 900.0, low=0.1, high=86400),
-            "allowed_hosts": _list(env, "CHASER_ALLOWED_HOSTS"),
-            "allowed_origins": _list(env, "CHASER_ALLOWED_ORIGINS"),
-            "max_body_bytes": int(
-                _number(env, "CHASER_MAX_BODY_BYTES", 1_000_000, low=1024, high=100_000_000)
-            ),
-            "max_connections_per_caller": int(
-                _number(env, "CHASER_MAX_CONNECTIONS_PER_CALLER", 32, low=1, high=10_000)
-            ),
-            "journal_path": env.get("CHASER_JOURNAL", "").strip() or None,
-            "journal_enabled": env.get("CHASER_JOURNAL", "").strip().lower() not in ("off", "none", "0"),
-            "local": _flag(env, "CHASER_LOCAL"),
-            "local_max_sessions": int(_number(env, "CHASER_LOCAL_MAX_SESSIONS", 3, low=1, high=64)),
-        }
+    @model_validator(mode="before")
+    @classmethod
+    def _before(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {cls.renamed.get(k, k): v for k, v in data.items()}
+        # A blank variable or flag means "not set": the default applies.
+        return cls._prepare({k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())})
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Rules between raw values, before each is validated (subclasses add theirs)."""
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Text as the environment and flags give it: trimmed, lists comma-separated, choices any case."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        kind = _plain(cls.model_fields[info.field_name or ""].annotation)
+        if get_origin(kind) is tuple:
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        if get_origin(kind) is Literal:
+            return value.upper() if str(get_args(kind)[0]).isupper() else value.lower()
+        return value
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Self:
+        """Settings from ``env`` (``CHASER_*`` names); keyword overrides (flags) win when not None."""
+        source = _EnvMapping(cls, env)
+        values = {_field_name(cls, k): v for k, v in source().items()}
+        if any(overrides.get(name) is not None for name in cls.replaced_together):
+            for name in cls.replaced_together:
+                values.pop(_field_name(cls, name), None)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise SettingsError(_sentence(cls, exc)) from None
 
-    def validate(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            shown = redact_url(self.base_url)[:100]
-            raise SettingsError(f"CHASER_BASE_URL must start with http:// or https://, got {shown!r}")
-        if self.transport not in ("stdio", "http", "sse"):
-            raise SettingsError(f"the transport must be stdio, http or sse, got {self.transport!r}")
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
+        """One flag per declared option; help is the description, the variable and the default, once."""
+        for name, field in cls.model_fields.items():
+            flag = _extra(field)["flag"]
+            if flag is None:
+                continue
+            kwargs: dict[str, Any] = {"dest": name, "default": None}
+            kind = _plain(field.annotation)
+            if kind is bool:
+                kwargs["action"] = "store_true"
+            elif get_origin(kind) is tuple:
+                kwargs["action"] = "append"
+            elif get_origin(kind) is Literal:
+                choices = get_args(kind)
+                kwargs["choices"] = choices
+                kwargs["type"] = str.upper if choices[0].isupper() else str.lower
+            elif kind in (int, float):
+                kwargs["type"] = kind
+            if "choices" not in kwargs and kind is not bool:
+                kwargs["metavar"] = _METAVARS.get(
+                    kind, (flag or flag_name(name)).lstrip("-").upper().replace("-", "_")
+                )
+            kwargs["help"] = f"{field.description} ({env_name(cls, name)}; default: {shown_default(field)})"
+            parser.add_argument(flag or flag_name(name), **kwargs)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str]) -> Self:
+        """The flags parsed by ``add_flags`` over ``env``."""
+        return cls.from_env(env, **{name: getattr(args, name, None) for name in cls.model_fields})
+
+    def with_(self, **changes: Any) -> Self:
+        """A copy with options changed by the program itself (``--local`` wiring, tests).
+
+        Not validated again: the bounds are for what users type, and a token file was read already.
+        """
+        data = self._prepare({self.renamed.get(k, k): v for k, v in changes.items()})
+        for name, value in data.items():
+            if isinstance(value, str) and _plain(type(self).model_fields[name].annotation) is SecretStr:
+                data[name] = SecretStr(value)
+        return self.model_copy(update=data)
+
+
+# Every float option is a duration in seconds.
+_METAVARS: dict[Any, str] = {Path: "PATH", int: "N", float: "SECONDS", tuple[str, ...]: "VALUE"}
+
+
+class _EnvMapping(EnvSettingsSource):
+    """pydantic-settings' own environment parsing, over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._mapping, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+class Settings(DeclaredSettings):
+    """The MCP server's configuration (``chaser-mcp``)."""
+
+    renamed: ClassVar[Mapping[str, str]] = {"api_key": "key", "auth_token": "token"}
+    replaced_together: ClassVar[tuple[str, ...]] = ("token", "auth_token", "auth_token_file")
+
+    key: SecretStr | None = option(
+        None,
+        "Chaser API key, sent as a Bearer token. Every tool refuses to run without it.",
+        flag=None,
+        shown_default="none: every tool says how to set it",
+        registry=True,
+    )
+    base_url: str = option(DEFAULT_BASE_URL, "Root URL of the Chaser Sessions API.", registry=True)
+    timeout: float = option(
+        30.0,
+        "Seconds allowed for one API request (also a page load in navigate).",
+        registry=True,
+        ge=0.1,
+        le=600,
+    )
+    profile: str | None = option(
+        None,
+        "Internal session profile label, for operators only. Leave unset unless Chaser tells you otherwise.",
+        registry=True,
+    )
+    ready_timeout: float = option(
+        60.0, "Seconds create_session waits for a new session to become ready.", registry=True, ge=1, le=3600
+    )
+    screenshot_max_bytes: int = option(
+        1_000_000,
+        "Budget in bytes for a screenshot's base64 in a tool result; larger screenshots are shrunk to fit.",
+        registry=True,
+        ge=10_000,
+        le=100_000_000,
+    )
+    cleanup_timeout: float = option(10.0, "Bound in seconds on cleaning up one conversation.", ge=0.1, le=300)
+    log_level: LogLevel = option("INFO", "Log level; logs go to stderr.")
+    transport: Literal["stdio", "http", "sse"] = option(
+        "stdio", "How clients connect: stdio, http (streamable HTTP) or sse."
+    )
+    host: str = option("127.0.0.1", "Address http/sse listen on.")
+    port: int = option(8931, "Port http/sse listen on.", ge=0, le=65535)
+    token: SecretStr | None = option(
+        None,
+        "Bearer token HTTP callers must send; required off loopback. A flag is visible to every local user "
+        "in the process list (/proc/<pid>/cmdline): prefer CHASER_AUTH_TOKEN or --auth-token-file.",
+        flag="--auth-token",
+        env="CHASER_AUTH_TOKEN",
+    )
+    auth_token_file: Path | None = option(
+        None, "Read the bearer token from this file, once at start (trimmed; it must not be empty)."
+    )
+    multi_tenant: bool = option(False, "Hold no key: each caller's bearer token is its own Chaser key.")
+    max_connections_per_caller: int = option(
+        32, "With multi-tenant: open MCP sessions plus SSE streams one key may hold.", ge=1, le=10_000
+    )
+    session_idle_timeout: float = option(
+        1800.0, "Seconds before an abandoned Mcp-Session-Id is cleaned up.", ge=0.1, le=86400
+    )
+    lease_seconds: float = option(
+        900.0,
+        "Seconds a stateless (2026-07-28) caller may idle before cleanup.",
+        flag="--lease",
+        ge=0.1,
+        le=86400,
+    )
+    allowed_hosts: Names = option(
+        (),
+        "Extra Host header values to accept (reverse proxies), e.g. mcp.example.com:443; '*' turns the Host "
+        "check off, never the Origin check. Comma-separated; the flag repeats.",
+        flag="--allowed-host",
+        shown_default="loopback only",
+    )
+    allowed_origins: Names = option(
+        (),
+        "Extra Origin values to accept; '*' turns the Origin check off, never the Host check. "
+        "Comma-separated; the flag repeats.",
+        flag="--allowed-origin",
+        shown_default="loopback only",
+    )
+    max_body_bytes: int = option(1_000_000, "Largest HTTP request body accepted.", ge=1024, le=100_000_000)
+    journal: str | None = option(
+        None, "Crash journal path, or 'off'.", shown_default="~/.local/state/chaser-mcp/sessions.sqlite3"
+    )
+    local: bool = option(False, "No account needed: serve sessions from real headless Chromium here.")
+    local_max_sessions: int = option(
+        3, "With local: browsers open at once.", flag="--max-sessions", ge=1, le=MAX_SESSIONS
+    )
+    chrome: str | None = option(
+        None, "Chromium binary for local (a path or a name on PATH).", shown_default="found on PATH"
+    )
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if data.pop("journal_enabled", True) is False:
+            data["journal"] = "off"
+        data.pop("journal_path", None)
+        if data.get("auth_token_file") is not None:
+            if data.get("token") is not None:
+                raise SettingsError(
+                    "CHASER_AUTH_TOKEN (--auth-token) and CHASER_AUTH_TOKEN_FILE (--auth-token-file) are "
+                    "both set; keep only one of them"
+                )
+            data["token"] = _read_token_file(str(data["auth_token_file"]))
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise SettingsError(f"must start with http:// or https://, got {redact_url(value)[:100]!r}")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        # Callers send it in an HTTP header, where only printable ASCII without spaces survives.
+        if value is not None and not all(0x21 <= ord(c) <= 0x7E for c in value.get_secret_value()):
+            raise SettingsError(
+                "must be printable ASCII without spaces (make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _safe_combination(self) -> Settings:
         if (
             self.transport != "stdio"
             and not self.multi_tenant
-            and not self.auth_token
+            and not self.token
             and not is_loopback(self.host)
         ):
             raise SettingsError(
@@ -117,50 +332,133 @@ class Settings:
                 "could spend your Chaser key. Set --auth-token (CHASER_AUTH_TOKEN), use --multi-tenant "
                 "so callers bring their own keys, or bind to 127.0.0.1."
             )
-        if not 1 <= self.max_connections_per_caller <= 10_000:
-            raise SettingsError(
-                "CHASER_MAX_CONNECTIONS_PER_CALLER (--max-connections-per-caller) must be between 1 and "
-                f"10000, got {self.max_connections_per_caller}"
-            )
         if self.multi_tenant and self.transport == "stdio":
             raise SettingsError("--multi-tenant needs an HTTP transport (--transport http or sse)")
-        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise SettingsError(
-                f"CHASER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
-            )
+        if self.local and self.chrome and shutil.which(self.chrome) is None:
+            raise SettingsError(f"CHASER_CHROME (--chrome) {self.chrome!r} is not an executable file")
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # SecretStr already masks the key and token; credentials in the base URL are masked here.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" else value
+
+    @property
+    def api_key(self) -> str | None:
+        return self.key.get_secret_value() if self.key else None
+
+    @property
+    def auth_token(self) -> str | None:
+        return self.token.get_secret_value() if self.token else None
+
+    @property
+    def journal_enabled(self) -> bool:
+        return (self.journal or "").lower() not in ("off", "none", "0")
+
+    @property
+    def journal_path(self) -> str | None:
+        return self.journal if self.journal_enabled else None
 
     @property
     def sweep_interval(self) -> float:
         """How often idle conversations are looked for: a quarter of the shortest idle limit."""
         return min(30.0, max(0.1, min(self.lease_seconds, self.session_idle_timeout) / 4))
 
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+
+def _field_name(cls: type[BaseSettings], key: str) -> str:
+    """The field an environment source key belongs to (the source keys aliased fields by alias)."""
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if key == name or (isinstance(alias, AliasChoices) and key in alias.choices):
+            return name
+    return cls.renamed.get(key, key) if issubclass(cls, DeclaredSettings) else key
 
 
-def _auth_token(env: Mapping[str, str], flag_token: str | None, flag_file: str | None) -> str | None:
-    """The inbound token from exactly one source; flags, when given, replace the environment."""
-    if flag_token is not None or flag_file is not None:
-        token, path = flag_token, flag_file
-        token_name, file_name = "--auth-token", "--auth-token-file"
+def env_name(cls: type[BaseSettings], name: str) -> str:
+    alias = cls.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def option_names(cls: type[BaseSettings], name: str) -> str:
+    """``CHASER_X (--x)``: how a user sets the option, for error messages."""
+    flag = _extra(cls.model_fields[name])["flag"]
+    return env_name(cls, name) + ("" if flag is None else f" ({flag or flag_name(name)})")
+
+
+def shown_default(field: FieldInfo) -> str:
+    shown = _extra(field)["shown_default"]
+    if shown is not None:
+        return str(shown)
+    default = field.default
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, float):
+        return f"{default:g}"
+    return "unset" if default is None else str(default)
+
+
+def _extra(field: FieldInfo) -> dict[str, Any]:
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, dict) else {"flag": "", "shown_default": None, "registry": False}
+
+
+def _plain(annotation: Any) -> Any:
+    """``int | None`` -> ``int``; ``Annotated[tuple[str, ...], ...]`` -> ``tuple[str, ...]``."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Annotated or (args and type(None) in get_args(annotation)):
+        return _plain(args[0])
+    return annotation
+
+
+def _sentence(cls: type[BaseSettings], exc: ValidationError) -> str:
+    """The first problem as one sentence naming the variable and the flag (not pydantic's report)."""
+    error = exc.errors(include_url=False)[0]
+    location = [str(part) for part in error["loc"]]
+    name = location[0] if location and location[0] in cls.model_fields else None
+    context = error.get("ctx", {})
+    kind = error["type"]
+    if kind == "value_error":
+        message = str(context.get("error", error["msg"]))
+        return f"{option_names(cls, name)} {message}" if name and message.startswith("must") else message
+    if name is None:
+        return str(error["msg"])
+    field = cls.model_fields[name]
+    # A rejected key or token is still a secret: the message names the option, never the value.
+    secret = _plain(field.annotation) is SecretStr
+    shown = "a value that is not shown" if secret else repr(str(error.get("input", ""))[:40])
+    if kind in ("greater_than_equal", "less_than_equal"):
+        low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+        high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+        problem = f"must be between {low:g} and {high:g}"
+    elif kind == "literal_error":
+        problem = f"must be one of {context.get('expected', '')}"
+    elif kind.startswith("bool"):
+        problem = "must be true or false"
+    elif kind.startswith("int"):
+        problem = "must be a whole number"
+    elif kind.startswith("float"):
+        problem = "must be a number"
     else:
-        token, path = env.get("CHASER_AUTH_TOKEN"), env.get("CHASER_AUTH_TOKEN_FILE")
-        token_name, file_name = "CHASER_AUTH_TOKEN", "CHASER_AUTH_TOKEN_FILE"
-    token, path = (token or "").strip() or None, (path or "").strip() or None
-    if token and path:
-        raise SettingsError(f"{token_name} and {file_name} are both set; keep only one of them")
-    source = token_name
-    if path:
-        source = f"the auth token file {path!r}"
-        try:
-            token = Path(path).expanduser().read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise SettingsError(f"cannot read {source}: {reason}") from None
-        if not token:
-            raise SettingsError(f"{source} is empty; put the token on its first line")
-    # Callers send it in an HTTP header, where only printable ASCII without spaces survives.
-    if token and not all(0x21 <= ord(char) <= 0x7E for char in token):
+        problem = f"is not usable ({error['msg']})"
+    return f"{option_names(cls, name)} {problem}, got {shown}"
+
+
+def _read_token_file(path: str) -> str:
+    source = f"the auth token file {path!r}"
+    try:
+        token = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SettingsError(f"cannot read {source}: {reason}") from None
+    if not token:
+        raise SettingsError(f"{source} is empty; put the token on its first line")
+    if not all(0x21 <= ord(char) <= 0x7E for char in token):
         raise SettingsError(
             f"the token in {source} may only contain printable ASCII characters without spaces "
             "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
@@ -168,27 +466,14 @@ def _auth_token(env: Mapping[str, str], flag_token: str | None, flag_file: str |
     return token
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise SettingsError(f"{name} must be true or false, got {raw[:20]!r}")
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-    return value
+__all__ = [
+    "MAX_SESSIONS",
+    "DeclaredSettings",
+    "Names",
+    "Settings",
+    "SettingsError",
+    "env_name",
+    "flag_name",
+    "option",
+    "shown_default",
+]

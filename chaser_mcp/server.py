@@ -121,7 +121,7 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
         version=__version__,
         instructions=INSTRUCTIONS,
         website_url="https://chaser.sh",
-        log_level=state.settings.log_level,  # type: ignore[arg-type]
+        log_level=state.settings.log_level,
     )
     resolve = conversation_of or single_conversation(state)
     SessionTools(state.settings, state.conversations, resolve).register(server)
