@@ -51,14 +51,16 @@ SESSION_ID_TOOLS: dict[str, dict[str, Any]] = {
 
 def fast_settings(base_url: str, *, api_key: str | None = DEFAULT_KEY, **changes: Any) -> Settings:
     """Settings for tests: short request and ready timeouts, quiet logs, no crash journal."""
-    settings = Settings(
-        api_key=api_key,
-        base_url=base_url,
-        timeout=3.0,
-        ready_timeout=5.0,
-        cleanup_timeout=3.0,
-        log_level="WARNING",
-        journal_enabled=False,
+    settings = Settings.model_validate(
+        {
+            "api_key": api_key,
+            "base_url": base_url,
+            "timeout": 3.0,
+            "ready_timeout": 5.0,
+            "cleanup_timeout": 3.0,
+            "log_level": "WARNING",
+            "journal_enabled": False,
+        }
     )
     return settings.with_(**changes)
 
