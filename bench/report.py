@@ -332,8 +332,8 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"Measured by `{report['command']}` on {report['generated_at'][:10]} ({report['runtime_s'] / 60:.0f} "
         f"min): {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, mcp {m['mcp']}, "
-        f"load average {m['load_average'][0]:.1f} at the start (other work on the machine too; every figure "
-        "is taken side by side with its reference, so the ratios hold better than the absolute times).",
+        f"load average {m['load_average'][0]:.1f} at the start (a shared virtual machine; every figure is "
+        "taken side by side with its reference, so the ratios hold better than the absolute times).",
     ]
     for name, section in SECTIONS.items():
         result = report["benches"].get(name)

@@ -7,12 +7,21 @@ from mcp import Client
 
 from chaser_mcp.api import ChaserClient
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
+from tests.local_support import LoopbackSite, serve_test_site
 from tests.mcp_support import MODES, Harness, Mode, running_server
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
+    """Session-wide, so module-scoped async fixtures (one browser for a whole module) can use it."""
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[LoopbackSite]:
+    """The loopback test site (tests/local_support.py), one per module that uses it."""
+    with serve_test_site() as served:
+        yield served
 
 
 @pytest.fixture

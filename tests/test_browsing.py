@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,23 +21,11 @@ from tests.local_support import (
     LoopbackSite,
     refused_url,
     requires_chromium,
-    serve_test_site,
     short_temp_dir,
     wait_until_ready,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[LoopbackSite]:
-    with serve_test_site() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,6 @@ NEVER_RESOLVES = "new Promise(() => {})"
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 async def local_api() -> AsyncIterator[LocalAPIServer]:
     with short_temp_dir() as base:
         async with running_local_api(base_dir=base) as server:

@@ -28,7 +28,6 @@ from tests.local_support import (
     chromium_pids_under,
     entries,
     requires_chromium,
-    serve_test_site,
     short_temp_dir,
     wait_for_no_processes,
     wait_for_status,
@@ -42,20 +41,9 @@ KEY = "sk-local-test"
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 def base_dir() -> Iterator[Path]:
     with short_temp_dir() as path:
         yield path
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[LoopbackSite]:
-    with serve_test_site() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ from tests.local_support import (
     LoopbackSite,
     chromium_pids_under,
     requires_chromium,
-    serve_test_site,
     short_temp_dir,
     wait_for_no_processes,
 )
@@ -39,12 +38,6 @@ from tests.stdio_process import REPO_ROOT, StdioServer
 pytestmark = [pytest.mark.anyio, requires_chromium]
 
 LOCAL = [sys.executable, "-m", "chaser_mcp", "--local"]
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[LoopbackSite]:
-    with serve_test_site() as served:
-        yield served
 
 
 @pytest.fixture

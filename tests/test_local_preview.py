@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,6 @@ from tests.local_support import (
     LoopbackSite,
     eventually,
     requires_chromium,
-    serve_test_site,
     short_temp_dir,
     wait_until_ready,
 )
@@ -31,17 +30,6 @@ pytestmark = [pytest.mark.anyio, requires_chromium]
 
 KEY = "sk-preview-test"
 BUTTON_CENTRE = (200, 350)  # CSS px: the button on /button spans 100..300 x 300..400
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[LoopbackSite]:
-    with serve_test_site() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ from tests.local_support import (
     LoopbackSite,
     eventually,
     requires_chromium,
-    serve_test_site,
     short_temp_dir,
     wait_until_ready,
 )
@@ -40,17 +39,6 @@ pytestmark = [pytest.mark.anyio, requires_chromium]
 KEY = "sk-security-test"
 FOREIGN = "rebound.attacker.example"
 ATTACKER_SCRIPT = Path(__file__).with_name("local_attacker.py")
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[LoopbackSite]:
-    with serve_test_site() as served:
-        yield served
 
 
 @pytest.fixture(scope="module")
