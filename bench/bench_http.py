@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -59,6 +58,7 @@ from bench.common import (
     write_result,
 )
 from tests.fake_chaser import DEFAULT_KEY
+from tests.http_server import listening_port
 
 THROUGHPUT_TARGET_RATIO = 0.8
 CPU_TARGET_RATIO = 1.5  # server CPU per get_session, at most this many bare trivial calls
@@ -280,12 +280,6 @@ def run_worker(args: argparse.Namespace) -> int:
 # -- processes ---------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class RunningServer:
     name: str
@@ -295,25 +289,21 @@ class RunningServer:
     arguments: dict[str, Any]
 
 
-async def wait_for_port(port: int, process: Process, log: Path) -> None:
+async def wait_for_port(process: Process, log: Path) -> int:
+    """The port a server started with port 0 bound, once it listens (no pick-release-bind race)."""
     with anyio.fail_after(30):
-        while True:
+        while not (port := listening_port(process.pid)):
             if process.returncode is not None:
                 tail = (await anyio.Path(log).read_text(errors="replace"))[-2000:]
                 raise RuntimeError(f"server exited with {process.returncode}:\n{tail}")
-            try:
-                stream = await anyio.connect_tcp("127.0.0.1", port)
-            except OSError:
-                await anyio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return
+            await anyio.sleep(0.05)
+    return port
 
 
 @asynccontextmanager
 async def server(name: str, api_url: str, session_id: str, tmp: Path) -> AsyncIterator[RunningServer]:
-    """One of the three servers on a free port; the fake API's key is the server's key."""
-    port = free_port()
+    """One of the three servers on a port the OS picks; the fake API's key is the server's key."""
+    port = 0
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     if name == "chaser_mcp":
         command = [sys.executable, "-m", "chaser_mcp", "--transport", "http", "--port", str(port)]
@@ -330,11 +320,11 @@ async def server(name: str, api_url: str, session_id: str, tmp: Path) -> AsyncIt
         command = [sys.executable, str(script), str(port)]
         env |= {"BENCH_API_URL": api_url, "BENCH_API_KEY": DEFAULT_KEY}
         tool, arguments = "get_session", {"session_id": session_id}
-    log = tmp / f"{name}-{port}.log"
+    log = tmp / f"{name}-{time.monotonic_ns()}.log"
     with log.open("wb") as stderr:
         process = await anyio.open_process(command, env=env, stdout=stderr, stderr=stderr, cwd=REPO_ROOT)
     try:
-        await wait_for_port(port, process, log)
+        port = await wait_for_port(process, log)
         yield RunningServer(name, f"http://127.0.0.1:{port}/mcp", process.pid, tool, arguments)
     finally:
         await stop(process)
