@@ -29,6 +29,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import anyio.to_thread
+import psutil
 
 from chaser_mcp.browser._tasks import owned_tasks
 from chaser_mcp.browser.cdp import CDPConnection, CDPException, CDPTimeout
@@ -126,48 +127,28 @@ def default_base_dir() -> Path:
 
 
 def group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``, from /proc."""
+    """Live (non-zombie) processes in process group ``pgid``."""
     found: list[int] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read().decode("utf-8", "replace")
-        except OSError:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process.pid)
+        except (psutil.Error, OSError):  # gone meanwhile, or not ours to see
             continue
-        # Fields after the command name (which may hold spaces and parentheses).
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
-            found.append(int(entry.name))
     return found
 
 
 def pids_using_profile(profile_dir: Path) -> list[int]:
     """Live processes whose command line names ``profile_dir`` as their user data dir."""
-    needle = f"--user-data-dir={profile_dir}".encode()
+    needle = f"--user-data-dir={profile_dir}"
     found: list[int] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                args = handle.read().split(b"\0")
-        except OSError:
+            if needle in process.cmdline():
+                found.append(process.pid)
+        except (psutil.Error, OSError):
             continue
-        if needle in args:
-            found.append(int(entry.name))
     return found
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sweep_stale_profiles(base_dir: Path | None = None) -> list[Path]:
@@ -188,7 +169,7 @@ def sweep_stale_profiles(base_dir: Path | None = None) -> list[Path]:
         if match is None or not path.is_dir():
             continue
         owner = int(match.group(1))
-        if owner == os.getpid() or _pid_alive(owner):
+        if owner == os.getpid() or psutil.pid_exists(owner):
             continue
         survivors = pids_using_profile(path)
         for pid in survivors:
@@ -271,9 +252,6 @@ class BrowserProcess:
         assert code is not None
         return code
 
-    def stderr_tail(self) -> str:
-        return "\n".join(self._stderr_tail)
-
     def connect(self, name: str = "in-process") -> contextlib.AbstractAsyncContextManager[CDPConnection]:
         """``async with browser.connect() as cdp:`` a CDP connection over the browser's pipe."""
         return self.devtools.connect(name)
@@ -340,11 +318,6 @@ class BrowserProcess:
         self._closing = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-
-    async def remove_files(self) -> None:
-        """Delete the profile (and a temp dir kept outside it); a few hundred ms of small files."""
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_remove_dirs, self.profile_dir, self.tmp_dir)
 
 
 def _launch_error(binary: str, what: str, tail: Iterable[str]) -> BrowserLaunchError:
