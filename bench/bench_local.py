@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 from bench.common import bench_arguments, command_output, describe_machine, new_result, shown, write_result
 from chaser_mcp.api import ChaserClient, Session
-from chaser_mcp.browser.browsing import navigate
+from chaser_mcp.browser.browsing import NavigationResult, navigate
+from chaser_mcp.browser.page import open_page
 from chaser_mcp.local import running_local_api
 from chaser_mcp.local.chromium import find_chromium, group_pids
 
@@ -112,6 +113,12 @@ async def timed(action: Callable[[], Awaitable[T]]) -> tuple[float, T]:
     return (time.perf_counter() - started) * 1000, result
 
 
+async def open_and_navigate(cdp_url: str, url: str) -> NavigationResult:
+    """What the navigate tool did per call before pages were kept open: connect, attach, load."""
+    async with open_page(cdp_url) as page:
+        return await navigate(page, url)
+
+
 async def wait_ready(client: ChaserClient, session_id: str) -> Session:
     while True:
         session = await client.get_session(session_id)
@@ -151,9 +158,9 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
                 session = await wait_ready(client, created.id)
                 record("create -> ready", (time.perf_counter() - started) * 1000)
                 assert session.cdp_url is not None
-                ms, _ = await timed(functools.partial(navigate, session.cdp_url, url))
+                ms, _ = await timed(functools.partial(open_and_navigate, session.cdp_url, url))
                 record("navigate (first, loopback page)", ms)
-                ms, _ = await timed(functools.partial(navigate, session.cdp_url, url))
+                ms, _ = await timed(functools.partial(open_and_navigate, session.cdp_url, url))
                 record("navigate (again)", ms)
                 browser = server.backend.get(session.id).browser
                 assert browser is not None
@@ -181,7 +188,7 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
                 for session_id in ids:
                     ready = await wait_ready(client, session_id)
                     assert ready.cdp_url is not None
-                    await navigate(ready.cdp_url, url)
+                    await open_and_navigate(ready.cdp_url, url)
                 await asyncio.sleep(plan.settle_s * 1.5)
                 for session_id in ids:
                     browser = server.backend.get(session_id).browser

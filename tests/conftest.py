@@ -9,6 +9,7 @@ from chaser_mcp.api import ChaserClient
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
 from tests.local_support import LoopbackSite, serve_test_site
 from tests.mcp_support import MODES, Harness, Mode, running_server
+from tests.page_support import LocalHarness, PagesSite, local_mcp, new_session, serve_pages
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +68,37 @@ async def mcp_client(mcp_harness: Harness, mode: Mode) -> AsyncIterator[Client]:
     """An in-memory MCP client of ``mcp_harness``, in each protocol era."""
     async with mcp_harness.connect(mode) as client:
         yield client
+
+
+# -- page-tool fixtures (tests/page_support.py has the harness) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pages_site() -> Iterator[PagesSite]:
+    """tests/pages/ served on loopback, one per module."""
+    with serve_pages() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+async def local_mcp_server() -> AsyncIterator[LocalHarness]:
+    """One chaser-mcp server on a real local backend per module (tests/page_support.py)."""
+    async with local_mcp() as harness:
+        yield harness
+
+
+@pytest.fixture
+async def page_client(local_mcp_server: LocalHarness, mode: Mode) -> AsyncIterator[Client]:
+    """An in-memory client of ``local_mcp_server`` in each protocol era."""
+    async with local_mcp_server.connect(mode) as client:
+        yield client
+
+
+@pytest.fixture
+async def session(page_client: Client) -> AsyncIterator[str]:
+    """A ready local session for one test, deleted afterwards."""
+    session_id = await new_session(page_client)
+    try:
+        yield session_id
+    finally:
+        await page_client.call_tool("delete_session", {"session_id": session_id})

@@ -13,12 +13,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
 
 from chaser_mcp.api import ChaserClient, Session
+from chaser_mcp.browser.browsing import NavigationResult, PageText, navigate, read_page
+from chaser_mcp.browser.page import open_page
 from chaser_mcp.local import LocalAPIServer
 from chaser_mcp.local.chromium import BrowserNotFound, BrowserProcess, find_chromium, group_pids
 
@@ -269,3 +272,15 @@ def chromium_pids_under(base_dir: Path) -> list[int]:
         pids.update(group_pids(main))
         pids.add(main)
     return sorted(pids)
+
+
+async def navigate_to(cdp_url: str, url: str, timeout: float = 20.0) -> NavigationResult:
+    """Open ``url`` in the session's page over a connection made for this one call."""
+    async with open_page(cdp_url, timeout=timeout) as page:
+        return await navigate(page, url, timeout=timeout)
+
+
+async def page_text(cdp_url: str, **options: Any) -> PageText:
+    """``read_page`` over a connection made for this one call."""
+    async with open_page(cdp_url) as page:
+        return await read_page(page, **options)

@@ -1,4 +1,4 @@
-"""navigate() and read_page() over a local session's cdp_url, against pages served on loopback."""
+"""navigate() and page_text() over a local session's cdp_url, against pages served on loopback."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from chaser_mcp.browser.browsing import (
     NavigationTimeout,
     collapse_whitespace,
     navigate,
-    read_page,
     slice_text,
 )
+from chaser_mcp.browser.page import open_page
 from chaser_mcp.local import running_local_api
 from tests.local_support import (
     LoopbackSite,
+    navigate_to,
+    page_text,
     refused_url,
     requires_chromium,
     short_temp_dir,
@@ -51,7 +53,7 @@ async def _ready(client: ChaserClient) -> Session:
 
 @requires_chromium
 async def test_navigate_reports_the_final_url_title_and_http_status(cdp_url: str, site: LoopbackSite) -> None:
-    result = await navigate(cdp_url, site.url("/colour"), timeout=20)
+    result = await navigate_to(cdp_url, site.url("/colour"), timeout=20)
     assert result.url == site.url("/colour")
     assert result.title == "Colour block"
     assert result.status == 200
@@ -61,7 +63,7 @@ async def test_navigate_reports_the_final_url_title_and_http_status(cdp_url: str
 async def test_navigate_follows_redirects_and_reports_where_it_landed(
     cdp_url: str, site: LoopbackSite
 ) -> None:
-    result = await navigate(cdp_url, site.url("/redirect"), timeout=20)
+    result = await navigate_to(cdp_url, site.url("/redirect"), timeout=20)
     assert result.url == site.url("/colour")
     assert result.status == 200
 
@@ -70,7 +72,7 @@ async def test_navigate_follows_redirects_and_reports_where_it_landed(
 async def test_navigate_reports_an_error_status_of_a_page_that_loaded(
     cdp_url: str, site: LoopbackSite
 ) -> None:
-    result = await navigate(cdp_url, site.url("/missing"), timeout=20)
+    result = await navigate_to(cdp_url, site.url("/missing"), timeout=20)
     assert result.status == 404
     assert result.title == "Not here"
 
@@ -81,7 +83,7 @@ async def test_navigate_to_a_refused_port_raises_navigation_failed_with_chromium
 ) -> None:
     url = refused_url()
     with pytest.raises(NavigationFailed) as caught:
-        await navigate(cdp_url, url, timeout=20)
+        await navigate_to(cdp_url, url, timeout=20)
     assert caught.value.error_text == "net::ERR_CONNECTION_REFUSED"
     assert url in str(caught.value) and "nothing is listening" in str(caught.value)
 
@@ -91,17 +93,20 @@ async def test_navigate_gives_up_on_a_page_that_never_finishes_loading(
     cdp_url: str, site: LoopbackSite
 ) -> None:
     with pytest.raises(NavigationTimeout):
-        await navigate(cdp_url, site.url("/hang"), timeout=1)
+        await navigate_to(cdp_url, site.url("/hang"), timeout=1)
 
 
 @pytest.mark.parametrize(
     "url",
     ["file:///etc/passwd", "javascript:alert(1)", "chrome://settings", "example.com/page", "http://", ""],
 )
-async def test_navigate_refuses_anything_but_http_urls_before_connecting(url: str) -> None:
-    # The cdp_url points nowhere: InvalidURL proves no connection was attempted.
-    with pytest.raises(InvalidURL):
-        await navigate(refused_url().replace("http", "ws"), url, timeout=5)
+@requires_chromium
+async def test_navigate_refuses_anything_but_http_urls_and_the_page_stays(cdp_url: str, url: str) -> None:
+    async with open_page(cdp_url) as page:
+        before = await page.evaluate("location.href")
+        with pytest.raises(InvalidURL):
+            await navigate(page, url)
+        assert await page.evaluate("location.href") == before
 
 
 # -- read_page -----------------------------------------------------------------------------------
@@ -111,8 +116,8 @@ async def test_navigate_refuses_anything_but_http_urls_before_connecting(url: st
 async def test_read_page_returns_the_visible_text_with_whitespace_squeezed(
     cdp_url: str, site: LoopbackSite
 ) -> None:
-    await navigate(cdp_url, site.url("/text?n=3"), timeout=20)
-    page = await read_page(cdp_url)
+    await navigate_to(cdp_url, site.url("/text?n=3"), timeout=20)
+    page = await page_text(cdp_url)
     assert page.url == site.url("/text?n=3")
     assert page.title == "Long read"
     assert page.text.splitlines()[0] == "Long read"
@@ -123,13 +128,13 @@ async def test_read_page_returns_the_visible_text_with_whitespace_squeezed(
 
 @requires_chromium
 async def test_read_page_pages_through_long_text_with_next_offset(cdp_url: str, site: LoopbackSite) -> None:
-    await navigate(cdp_url, site.url("/text?n=300"), timeout=20)
-    whole = await read_page(cdp_url, max_chars=1_000_000)
+    await navigate_to(cdp_url, site.url("/text?n=300"), timeout=20)
+    whole = await page_text(cdp_url, max_chars=1_000_000)
     assert whole.next_offset is None and whole.total_chars > 10_000
     chunks: list[str] = []
     offset: int | None = 0
     while offset is not None:
-        page = await read_page(cdp_url, offset=offset, max_chars=4000)
+        page = await page_text(cdp_url, offset=offset, max_chars=4000)
         assert page.offset == offset and page.total_chars == whole.total_chars
         assert 0 < len(page.text) <= 4000
         chunks.append(page.text)
@@ -142,8 +147,8 @@ async def test_read_page_pages_through_long_text_with_next_offset(cdp_url: str, 
 async def test_read_page_past_the_end_returns_empty_text_and_no_next_offset(
     cdp_url: str, site: LoopbackSite
 ) -> None:
-    await navigate(cdp_url, site.url("/text?n=3"), timeout=20)
-    page = await read_page(cdp_url, offset=1_000_000)
+    await navigate_to(cdp_url, site.url("/text?n=3"), timeout=20)
+    page = await page_text(cdp_url, offset=1_000_000)
     assert (page.text, page.next_offset) == ("", None)
     assert page.offset == page.total_chars
 

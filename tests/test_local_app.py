@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from chaser_mcp.api import APIStatusError, ChaserClient, RateLimited, Session, SessionNotFound, SessionNotOpen
-from chaser_mcp.browser.browsing import navigate
 from chaser_mcp.browser.cdp import CDPConnection
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.local.chromium import PROFILE_PREFIX, BrowserProcess, group_pids
@@ -27,6 +26,7 @@ from tests.local_support import (
     browsers_under,
     chromium_pids_under,
     entries,
+    navigate_to,
     requires_chromium,
     short_temp_dir,
     wait_for_no_processes,
@@ -93,7 +93,7 @@ async def evaluate_on_page(cdp_url: str, expression: str) -> object:
 
 
 async def navigate_page(cdp_url: str, url: str) -> None:
-    await navigate(cdp_url, url, timeout=20)
+    await navigate_to(cdp_url, url, timeout=20)
 
 
 # -- create, get, list ---------------------------------------------------------------------------

@@ -15,12 +15,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chaser_mcp.api import ChaserClient, Session, SessionNotOpen
-from chaser_mcp.browser.browsing import navigate, read_page
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.local.chromium import launch_browser
 from tests.local_support import (
     LoopbackSite,
     eventually,
+    navigate_to,
+    page_text,
     requires_chromium,
     short_temp_dir,
     wait_until_ready,
@@ -56,7 +57,7 @@ async def session(local_api: LocalAPIServer) -> AsyncIterator[Session]:
 
 async def page_shows(session: Session, text: str) -> bool:
     assert session.cdp_url is not None
-    return text in (await read_page(session.cdp_url)).text
+    return text in (await page_text(session.cdp_url)).text
 
 
 def socket_url(page_url: str) -> str:
@@ -164,7 +165,7 @@ async def test_an_animated_page_streams_at_least_five_jpeg_frames_a_second(
     client: ChaserClient, session: Session, site: LoopbackSite
 ) -> None:
     assert session.cdp_url is not None
-    await navigate(session.cdp_url, site.url("/spinner"), timeout=20)
+    await navigate_to(session.cdp_url, site.url("/spinner"), timeout=20)
     token = await client.preview_token(session.id)
     async with connect(socket_url(token.url), max_size=None) as stream:
         meta = await first_meta(stream)
@@ -184,7 +185,7 @@ async def test_a_click_sent_over_the_live_view_presses_the_button_on_the_page(
     client: ChaserClient, session: Session, site: LoopbackSite
 ) -> None:
     assert session.cdp_url is not None
-    await navigate(session.cdp_url, site.url("/button"), timeout=20)
+    await navigate_to(session.cdp_url, site.url("/button"), timeout=20)
     token = await client.preview_token(session.id)
     async with connect(socket_url(token.url)) as stream:
         await first_meta(stream)
@@ -197,7 +198,7 @@ async def test_the_live_view_page_in_a_browser_shows_frames_and_forwards_a_tap(
     client: ChaserClient, session: Session, site: LoopbackSite
 ) -> None:
     assert session.cdp_url is not None
-    await navigate(session.cdp_url, site.url("/button"), timeout=20)
+    await navigate_to(session.cdp_url, site.url("/button"), timeout=20)
     token = await client.preview_token(session.id)
     with short_temp_dir() as base:
         async with launch_browser(base_dir=base) as viewer, viewer.connect() as cdp:
@@ -257,7 +258,7 @@ async def test_with_input_disabled_clicks_are_not_forwarded(site: LoopbackSite) 
             created = await api.create_session(ttl_seconds=60)
             ready = await wait_until_ready(api, created.id)
             assert ready.cdp_url is not None
-            await navigate(ready.cdp_url, site.url("/button"), timeout=20)
+            await navigate_to(ready.cdp_url, site.url("/button"), timeout=20)
             token = await api.preview_token(created.id)
             assert token.input_enabled is False
             async with connect(socket_url(token.url)) as stream:
@@ -266,4 +267,4 @@ async def test_with_input_disabled_clicks_are_not_forwarded(site: LoopbackSite) 
                 await stream.send(json.dumps({"type": "click", "x": BUTTON_CENTRE[0], "y": BUTTON_CENTRE[1]}))
                 await stream.send(json.dumps({"type": "click", "x": BUTTON_CENTRE[0], "y": BUTTON_CENTRE[1]}))
                 await anyio.sleep(0.5)
-            assert "press me" in (await read_page(ready.cdp_url)).text
+            assert "press me" in (await page_text(ready.cdp_url)).text

@@ -21,7 +21,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from chaser_mcp.api import ChaserClient, Session
-from chaser_mcp.browser.browsing import navigate, read_page
 from chaser_mcp.browser.cdp import CDPConnection, CDPError, CDPTimeout
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.local.chromium import launch_browser
@@ -29,6 +28,8 @@ from tests.local_support import (
     CHROMIUM,
     LoopbackSite,
     eventually,
+    navigate_to,
+    page_text,
     requires_chromium,
     short_temp_dir,
     wait_until_ready,
@@ -224,9 +225,9 @@ async def test_a_client_that_leaves_takes_its_auto_attach_with_it(
 
 async def test_navigate_and_read_page_work_through_the_proxy(session: Session, site: LoopbackSite) -> None:
     assert session.cdp_url is not None
-    result = await navigate(session.cdp_url, site.url("/text?n=3"), timeout=20)
+    result = await navigate_to(session.cdp_url, site.url("/text?n=3"), timeout=20)
     assert result.status == 200 and result.title == "Long read"
-    assert "Paragraph 002" in (await read_page(session.cdp_url)).text
+    assert "Paragraph 002" in (await page_text(session.cdp_url)).text
 
 
 async def test_playwright_drives_the_phone_over_cdp_url_alongside_our_own_clients(
@@ -246,13 +247,13 @@ async def test_playwright_drives_the_phone_over_cdp_url_alongside_our_own_client
         ]
         await page.click("#go")  # Playwright only taps in contexts it created with hasTouch
         # Our own page tools share the browser with Playwright at the same time.
-        assert "clicked 1x" in (await read_page(session.cdp_url)).text
+        assert "clicked 1x" in (await page_text(session.cdp_url)).text
         opened = await context.new_page()  # a tab Playwright opens gets the phone too
         await opened.goto(site.url("/colour"))
         assert await opened.evaluate("innerWidth") == 412
         await opened.close()
         await browser.close()  # after connect_over_cdp this only disconnects
-    result = await navigate(session.cdp_url, site.url("/colour"), timeout=20)
+    result = await navigate_to(session.cdp_url, site.url("/colour"), timeout=20)
     assert result.title == "Colour block"
 
 

@@ -1,13 +1,6 @@
-"""Browse inside a session over its ``cdp_url``: navigate, and read the page as text.
+"""Browse a session's page: navigate, and read the page as text.
 
-Works against both backends. The cloud's endpoint wants the API key on the
-websocket handshake (``headers={"Authorization": "Bearer …"}``); the local one
-ignores it. Each call opens its own connection, attaches to the session's page,
-and detaches when done, leaving the page (and its emulation) as it found it.
-
-Which page: the browser's page targets (``type == "page"``; Chromium's own
-``browser_ui`` targets are skipped). With more than one tab, the visible one wins;
-failing that, the one Chromium lists first (its newest).
+Works against both backends, on a ``Page`` however it was reached (``page.py``).
 """
 
 from __future__ import annotations
@@ -15,18 +8,17 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-from .cdp import CDPConnection, CDPError, CDPException, CDPTimeout
+from .cdp import CDPError, CDPException, CDPTimeout
+from .page import NoPage, Page, PageError
 
 DEFAULT_NAVIGATION_TIMEOUT = 30.0
 DEFAULT_READ_BUDGET = 8000
 
 
-class BrowsingError(Exception):
+class BrowsingError(PageError):
     """Base class: a browsing action could not be done (the message says why and what to try)."""
 
 
@@ -46,10 +38,6 @@ class NavigationFailed(BrowsingError):
 
 class NavigationTimeout(BrowsingError, TimeoutError):
     """The page did not finish loading in time (it may still be usable)."""
-
-
-class NoPage(BrowsingError):
-    """The browser has no page target to act on."""
 
 
 _NET_ERROR_HINTS = {
@@ -97,76 +85,7 @@ def check_http_url(url: str) -> str:
     return url.strip()
 
 
-@contextlib.asynccontextmanager
-async def _page_session(
-    cdp_url: str, headers: Mapping[str, str] | None, timeout: float
-) -> AsyncIterator[tuple[CDPConnection, str]]:
-    async with CDPConnection.connect(cdp_url, headers=headers, open_timeout=timeout) as cdp:
-        session_id = await _attach_to_page(cdp, timeout)
-        try:
-            yield cdp, session_id
-        finally:
-            if not cdp.closed:
-                with contextlib.suppress(CDPException):
-                    await cdp.send("Target.detachFromTarget", {"sessionId": session_id}, timeout=5)
-
-
-async def _attach_to_page(cdp: CDPConnection, timeout: float) -> str:
-    targets = await cdp.send("Target.getTargets", timeout=timeout)
-    pages = [t for t in targets.get("targetInfos", []) if t.get("type") == "page"]
-    if not pages:
-        raise NoPage("the browser has no open page (tab) to use")
-    sessions: list[str] = []
-    chosen: str | None = None
-    try:
-        for target in pages:
-            attached = await cdp.send(
-                "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, timeout=timeout
-            )
-            session_id = str(attached["sessionId"])
-            sessions.append(session_id)
-            if len(pages) == 1 or await _is_visible(cdp, session_id, timeout):
-                chosen = session_id
-                break
-        if chosen is None:
-            chosen = sessions[0]
-        return chosen
-    finally:
-        for session_id in sessions:
-            if session_id != chosen:
-                with contextlib.suppress(CDPException):
-                    await cdp.send("Target.detachFromTarget", {"sessionId": session_id}, timeout=5)
-
-
-async def _is_visible(cdp: CDPConnection, session_id: str, timeout: float) -> bool:
-    try:
-        value = await _evaluate(cdp, session_id, "document.visibilityState", timeout)
-    except CDPException:
-        return False
-    return bool(value == "visible")
-
-
-async def _evaluate(cdp: CDPConnection, session_id: str, expression: str, timeout: float) -> Any:
-    result = await cdp.send(
-        "Runtime.evaluate",
-        {"expression": expression, "returnByValue": True, "awaitPromise": True},
-        session_id=session_id,
-        timeout=timeout,
-    )
-    if "exceptionDetails" in result:
-        details = result["exceptionDetails"]
-        text = details.get("exception", {}).get("description") or details.get("text", "script error")
-        raise BrowsingError(f"the page's script failed: {str(text)[:200]}")
-    return result.get("result", {}).get("value")
-
-
-async def navigate(
-    cdp_url: str,
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    timeout: float = DEFAULT_NAVIGATION_TIMEOUT,
-) -> NavigationResult:
+async def navigate(page: Page, url: str, *, timeout: float = DEFAULT_NAVIGATION_TIMEOUT) -> NavigationResult:
     """Load ``url`` in the session's page and wait for its load event.
 
     Raises InvalidURL before connecting for a non-http(s) URL, NavigationFailed when
@@ -179,45 +98,38 @@ async def navigate(
     def left() -> float:
         return max(0.1, deadline - time.monotonic())
 
-    async with _page_session(cdp_url, headers, left()) as (cdp, session_id):
-        await cdp.send("Page.enable", session_id=session_id, timeout=left())
-        await cdp.send(
-            "Page.setLifecycleEventsEnabled", {"enabled": True}, session_id=session_id, timeout=left()
-        )
-        await cdp.send("Network.enable", session_id=session_id, timeout=left())
-        with cdp.listen("Page.lifecycleEvent", "Network.responseReceived", session_id=session_id) as events:
+    await page.send("Page.enable", timeout=left())
+    await page.send("Page.setLifecycleEventsEnabled", {"enabled": True}, timeout=left())
+    await page.send("Network.enable", timeout=left())
+    with page.listen("Page.lifecycleEvent", "Network.responseReceived") as events:
+        try:
+            started = await page.send("Page.navigate", {"url": target_url}, timeout=left())
+        except CDPError as exc:
+            raise NavigationFailed(target_url, exc.message) from None
+        if started.get("errorText"):
+            raise NavigationFailed(target_url, str(started["errorText"]))
+        if started.get("isDownload"):
+            raise NavigationFailed(target_url, "the address is a file download, not a page")
+        loader_id = started.get("loaderId")
+        frame_id = started.get("frameId")
+        status: int | None = None
+        # A same-document navigation (only the #fragment changed) has no loader and no load event.
+        while loader_id:
             try:
-                started = await cdp.send(
-                    "Page.navigate", {"url": target_url}, session_id=session_id, timeout=left()
-                )
-            except CDPError as exc:
-                raise NavigationFailed(target_url, exc.message) from None
-            if started.get("errorText"):
-                raise NavigationFailed(target_url, str(started["errorText"]))
-            if started.get("isDownload"):
-                raise NavigationFailed(target_url, "the address is a file download, not a page")
-            loader_id = started.get("loaderId")
-            frame_id = started.get("frameId")
-            status: int | None = None
-            # A same-document navigation (only the #fragment changed) has no loader and no load event.
-            while loader_id:
-                try:
-                    event = await events.get(timeout=deadline - time.monotonic())
-                except CDPTimeout:
-                    raise NavigationTimeout(
-                        f"{target_url} did not finish loading within {timeout:g} s"
-                    ) from None
-                params = event.params
-                if params.get("loaderId") != loader_id or params.get("frameId") != frame_id:
-                    continue
-                if event.method == "Network.responseReceived" and params.get("type") == "Document":
-                    raw_status = params.get("response", {}).get("status")
-                    status = int(raw_status) if isinstance(raw_status, (int, float)) else None
-                elif event.method == "Page.lifecycleEvent" and params.get("name") == "load":
-                    break
-        with contextlib.suppress(CDPException):
-            await cdp.send("Network.disable", session_id=session_id, timeout=5)
-        where = await _evaluate(cdp, session_id, "({url: location.href, title: document.title})", left())
+                event = await events.get(timeout=deadline - time.monotonic())
+            except CDPTimeout:
+                raise NavigationTimeout(f"{target_url} did not finish loading within {timeout:g} s") from None
+            params = event.params
+            if params.get("loaderId") != loader_id or params.get("frameId") != frame_id:
+                continue
+            if event.method == "Network.responseReceived" and params.get("type") == "Document":
+                raw_status = params.get("response", {}).get("status")
+                status = int(raw_status) if isinstance(raw_status, (int, float)) else None
+            elif event.method == "Page.lifecycleEvent" and params.get("name") == "load":
+                break
+    with contextlib.suppress(CDPException):
+        await page.send("Network.disable", timeout=5)
+    where = await page.evaluate("({url: location.href, title: document.title})", timeout=left())
     return NavigationResult(url=str(where.get("url", "")), title=str(where.get("title", "")), status=status)
 
 
@@ -251,9 +163,8 @@ def slice_text(text: str, offset: int, max_chars: int) -> tuple[str, int | None]
 
 
 async def read_page(
-    cdp_url: str,
+    page: Page,
     *,
-    headers: Mapping[str, str] | None = None,
     offset: int = 0,
     max_chars: int = DEFAULT_READ_BUDGET,
     timeout: float = 30.0,
@@ -263,14 +174,13 @@ async def read_page(
         raise ValueError("offset must be 0 or more")
     if max_chars < 1:
         raise ValueError("max_chars must be at least 1")
-    async with _page_session(cdp_url, headers, timeout) as (cdp, session_id):
-        page = await _evaluate(cdp, session_id, _READ_SCRIPT, timeout)
-    text = collapse_whitespace(str(page.get("text") or ""))
+    found = await page.evaluate(_READ_SCRIPT, timeout=timeout)
+    text = collapse_whitespace(str(found.get("text") or ""))
     start = min(offset, len(text))
     chunk, next_offset = slice_text(text, start, max_chars)
     return PageText(
-        url=str(page.get("url", "")),
-        title=str(page.get("title", "")),
+        url=str(found.get("url", "")),
+        title=str(found.get("title", "")),
         text=chunk,
         offset=start,
         total_chars=len(text),

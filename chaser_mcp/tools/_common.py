@@ -7,8 +7,9 @@ takes these as they are, and the golden ``tools/list`` stays one shape.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -16,8 +17,12 @@ from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, Field
 
 from ..api import SESSION_ID_PATTERN, ChaserError
+from ..config import Settings
 from ..conversations import Conversation
 from .errors import explain
+
+if TYPE_CHECKING:
+    from ..browser.page import Page
 
 __all__ = [
     "CHANGE",
@@ -26,6 +31,7 @@ __all__ = [
     "READ",
     "ConversationOf",
     "SessionId",
+    "SessionPages",
     "add_tool",
     "api_error",
     "call_api",
@@ -99,3 +105,51 @@ async def call_api(call: Awaitable[T], *, base_url: str, session_id: str | None 
         return await call
     except ChaserError as exc:
         raise api_error(exc, base_url=base_url, session_id=session_id) from exc
+
+
+class SessionPages:
+    """How a page tool reaches a session's page: look the session up with the conversation's key
+    (which is what decides access), then open its page over the session's ``cdp_url``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def cdp_target(self, conversation: Conversation, session_id: str) -> tuple[str, dict[str, str]]:
+        """The session's CDP URL, and the headers its websocket handshake needs."""
+        session = await call_api(
+            conversation.api.get_session(session_id), base_url=self._settings.base_url, session_id=session_id
+        )
+        if session.status != "ready" or not session.cdp_url:
+            raise ToolError(
+                f"Session {session_id} is {session.status}, not ready: "
+                + (
+                    "wait a few seconds and try again."
+                    if session.status == "creating"
+                    else "create a new session with create_session."
+                )
+            )
+        headers: dict[str, str] = {}
+        # The cloud's CDP endpoint wants the API key; only ever send it over TLS.
+        if session.cdp_url.startswith("wss://") and conversation.api.api_key:
+            headers["Authorization"] = f"Bearer {conversation.api.api_key}"
+        return session.cdp_url, headers
+
+    @contextlib.asynccontextmanager
+    async def open(self, conversation: Conversation, session_id: str) -> AsyncIterator[Page]:
+        """The session's current page for the length of one block; a failure to reach it is a ToolError."""
+        # Imported on use: the CDP client and websockets are for conversations that browse.
+        from ..browser.cdp import CDPException
+        from ..browser.page import PageError, open_page
+
+        cdp_url, headers = await self.cdp_target(conversation, session_id)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                page = await stack.enter_async_context(
+                    open_page(cdp_url, headers=headers, timeout=self._settings.timeout)
+                )
+            except (CDPException, PageError) as exc:
+                raise ToolError(
+                    f"Could not reach the browser of {session_id} ({exc}). Try again; if it keeps failing, "
+                    "call get_session to check that it is still ready."
+                ) from exc
+            yield page

@@ -15,8 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from ..config import Settings
-from ..conversations import Conversation
-from ._common import CHANGE, COMPACT, READ, ConversationOf, SessionId, add_tool, call_api
+from ._common import CHANGE, COMPACT, READ, ConversationOf, SessionId, SessionPages, add_tool
 
 __all__ = ["PageTools"]
 
@@ -50,6 +49,7 @@ class PageTools:
     def __init__(self, settings: Settings, conversation_of: ConversationOf) -> None:
         self._settings = settings
         self._conversation_of = conversation_of
+        self._pages = SessionPages(settings)
 
     def register(self, server: MCPServer) -> None:
         add_tool(server, self.navigate, "Open a page", CHANGE)
@@ -64,18 +64,19 @@ class PageTools:
         """Open a URL in the session's browser and wait for it to load."""
         # Imported on use: browsing loads the CDP client and websockets, which a server start-up
         # (and every conversation that never browses) should not pay for.
-        from ..browser.browsing import BrowsingError, InvalidURL, check_http_url, navigate
+        from ..browser.browsing import InvalidURL, check_http_url, navigate
         from ..browser.cdp import CDPException
+        from ..browser.page import PageError
 
         try:
             check_http_url(url)  # refused before any request is sent
         except InvalidURL as exc:
             raise ToolError(f"{exc}. Nothing was sent; call navigate again with an http(s) URL.") from exc
         conversation = self._conversation_of(ctx)
-        cdp_url, headers = await self._cdp_target(conversation, session_id)
         try:
-            visit = await navigate(cdp_url, url, headers=headers, timeout=self._settings.timeout)
-        except (BrowsingError, CDPException) as exc:
+            async with self._pages.open(conversation, session_id) as page:
+                visit = await navigate(page, url, timeout=self._settings.timeout)
+        except (PageError, CDPException) as exc:
             raise ToolError(f"Could not open {url[:200]} in {session_id}: {exc}") from exc
         return PageVisit(session_id=session_id, url=visit.url, title=visit.title, status=visit.status)
 
@@ -86,35 +87,16 @@ class PageTools:
         offset: Annotated[int, Field(ge=0, description="Character to start from (next_offset)")] = 0,
     ) -> PageRead:
         """Read the visible text of the session's current page, a chunk at a time."""
-        from ..browser.browsing import BrowsingError, read_page  # on use, as in navigate
+        from ..browser.browsing import read_page  # on use, as in navigate
         from ..browser.cdp import CDPException
+        from ..browser.page import PageError
 
         conversation = self._conversation_of(ctx)
-        cdp_url, headers = await self._cdp_target(conversation, session_id)
         try:
-            page = await read_page(
-                cdp_url, headers=headers, offset=offset, max_chars=READ_BUDGET, timeout=self._settings.timeout
-            )
-        except (BrowsingError, CDPException) as exc:
-            raise ToolError(f"Could not read the page of {session_id}: {exc}") from exc
-        return PageRead(session_id=session_id, **asdict(page))
-
-    async def _cdp_target(self, conversation: Conversation, session_id: str) -> tuple[str, dict[str, str]]:
-        """The session's CDP URL, and the headers its websocket handshake needs."""
-        session = await call_api(
-            conversation.api.get_session(session_id), base_url=self._settings.base_url, session_id=session_id
-        )
-        if session.status != "ready" or not session.cdp_url:
-            raise ToolError(
-                f"Session {session_id} is {session.status}, not ready: "
-                + (
-                    "wait a few seconds and try again."
-                    if session.status == "creating"
-                    else "create a new session with create_session."
+            async with self._pages.open(conversation, session_id) as page:
+                text = await read_page(
+                    page, offset=offset, max_chars=READ_BUDGET, timeout=self._settings.timeout
                 )
-            )
-        headers: dict[str, str] = {}
-        # The cloud's CDP endpoint wants the API key; only ever send it over TLS.
-        if session.cdp_url.startswith("wss://") and conversation.api.api_key:
-            headers["Authorization"] = f"Bearer {conversation.api.api_key}"
-        return session.cdp_url, headers
+        except (PageError, CDPException) as exc:
+            raise ToolError(f"Could not read the page of {session_id}: {exc}") from exc
+        return PageRead(session_id=session_id, **asdict(text))
