@@ -88,10 +88,26 @@ DESTROY = _hints(destructive=True, idempotent=True)
 
 
 def add_tool(
-    server: MCPServer, fn: Callable[..., Awaitable[Any]], title: str, annotations: ToolAnnotations
+    server: MCPServer,
+    fn: Callable[..., Awaitable[Any]],
+    title: str,
+    annotations: ToolAnnotations,
+    *,
+    text_only: bool = False,
 ) -> None:
-    """Register ``fn`` with its docstring, on one line, as the description."""
-    server.add_tool(fn, title=title, description=_one_line(fn.__doc__), annotations=annotations)
+    """Register ``fn`` with its docstring, on one line, as the description.
+
+    ``text_only``: ``fn`` returns a ``str`` that is the whole answer (a page outline, what an
+    action changed), sent as one text block with no output schema; the SDK would otherwise
+    send it twice, once wrapped as ``{"result": ...}``, and the agent would pay for both.
+    """
+    server.add_tool(
+        fn,
+        title=title,
+        description=_one_line(fn.__doc__),
+        annotations=annotations,
+        structured_output=False if text_only else None,
+    )
 
 
 def api_error(exc: ChaserError, *, base_url: str, session_id: str | None = None) -> ToolError:
