@@ -2,7 +2,8 @@
 shared plumbing in ``_common``, and the sentences a model reads on failure in ``errors``."""
 
 from ._common import ConversationOf
+from .acting import ActTools
 from .pages import PageTools
 from .sessions import SessionTools
 
-__all__ = ["ConversationOf", "PageTools", "SessionTools"]
+__all__ = ["ActTools", "ConversationOf", "PageTools", "SessionTools"]

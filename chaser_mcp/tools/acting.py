@@ -1,0 +1,60 @@
+"""The ``act`` tool: one tool for every interaction with a session's page.
+
+Thin: check the request (``browser.act_request``, before anything is sent), reach the page
+through ``SessionPages``, run ``browser.actions.act``, answer its short text. Every failure a
+model reads is one sentence saying what went wrong and what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from ..browser.act_request import ActionInputError, ActionName, check_request
+from ..config import Settings
+from ._common import CHANGE, ConversationOf, SessionId, SessionPages, add_tool
+
+__all__ = ["ActTools"]
+
+
+class ActTools:
+    """act, bound to one server's settings and conversations."""
+
+    def __init__(self, settings: Settings, conversation_of: ConversationOf) -> None:
+        self._settings = settings
+        self._conversation_of = conversation_of
+        self._pages = SessionPages(settings)
+
+    def register(self, server: MCPServer) -> None:
+        add_tool(server, self.act, "Act on the page", CHANGE, text_only=True)
+
+    async def act(
+        self,
+        ctx: Context,
+        session_id: SessionId,
+        action: ActionName,
+        target: Annotated[str | None, Field(max_length=2000, description="Ref or CSS selector")] = None,
+        value: Annotated[str | None, Field(description="Text, option, key, or scroll direction")] = None,
+    ) -> str:
+        """Act on the page as a person with a phone would; target is a ref from snapshot/find or a
+        CSS selector."""
+        # Imported on use: the CDP client loads only for conversations that browse.
+        from ..browser.actions import PlainDriver, act
+        from ..browser.cdp import CDPException
+        from ..browser.page import PageError
+
+        try:
+            request = check_request(action, target, value)
+        except ActionInputError as exc:
+            raise ToolError(str(exc)) from exc
+        conversation = self._conversation_of(ctx)
+        async with self._pages.open(conversation, session_id) as page:
+            try:
+                return await act(PlainDriver(page), request, timeout=self._settings.timeout)
+            except PageError as exc:
+                raise ToolError(str(exc)) from exc
+            except CDPException as exc:
+                raise ToolError(f"Could not {action} in {session_id}: {exc}; try again.") from exc
