@@ -148,3 +148,25 @@ async def test_the_whole_tools_list_stays_under_its_byte_budget(mcp_client: Clie
     size = len(json.dumps(await _tools_list(mcp_client), separators=(",", ":"), ensure_ascii=False).encode())
 
     assert size <= TOOLS_LIST_BYTE_BUDGET, f"tools/list is {size} bytes, budget {TOOLS_LIST_BYTE_BUDGET}"
+
+
+# What a model reads of a tool (its name, description and input schema), averaged over the list: the
+# page tools made the list long, so each tool pays for its words.
+MODEL_FACING_BYTES_PER_TOOL = 600
+
+
+async def test_what_a_model_reads_of_each_tool_averages_at_most_600_bytes(mcp_client: Client) -> None:
+    tools = _tools(await _tools_list(mcp_client))
+    sizes = {
+        tool["name"]: len(
+            json.dumps(
+                {key: tool.get(key) for key in ("name", "description", "inputSchema")},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        )
+        for tool in tools
+    }
+    average = sum(sizes.values()) / len(sizes)
+
+    assert average <= MODEL_FACING_BYTES_PER_TOOL, f"{average:.0f} bytes per tool on average: {sizes}"
