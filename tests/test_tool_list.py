@@ -27,8 +27,9 @@ pytestmark = pytest.mark.anyio
 GOLDEN = Path(__file__).resolve().parent / "golden" / "tools_list.json"
 # Measured at 11,424 bytes (compact JSON of the whole tools/list result in the 2026-07-28 era, which adds
 # serverInfo in _meta; 11,274 in the handshake era), plus about 15 %. Raising it is a decision, not a chore:
-# the list rides along with every prompt.
-TOOLS_LIST_BYTE_BUDGET = 13_150
+# the list rides along with every prompt. With snapshot and find it measured 13,900 (2026-07-28 era; each
+# under 700 bytes model-facing, 586 a tool on average): raised to 14,000 for those two alone.
+TOOLS_LIST_BYTE_BUDGET = 14_000
 READ_TOOLS = {"list_sessions", "get_session", "take_screenshot", "read_page"}
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
