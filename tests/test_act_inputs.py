@@ -42,7 +42,9 @@ async def test_an_unknown_action_is_refused_naming_the_actions(page_client: Clie
     assert "\n" not in error
 
 
-async def test_a_malformed_selector_is_one_sentence(page_client: Client, session: str, pages_site: PagesSite) -> None:
+async def test_a_malformed_selector_is_one_sentence(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
     await open_in(page_client, session, pages_site.url("login.html"))
     error = await act_error(page_client, session, "tap", "button[type=")
     assert "not a valid CSS selector" in error or "neither a ref" in error, error

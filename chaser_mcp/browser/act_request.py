@@ -47,6 +47,7 @@ _VALUE_MEANS = {
 }
 SCROLL_DIRECTIONS = ("down", "up", "top", "bottom")
 MAX_TEXT = 10_000
+MAX_TARGET = 2_000
 
 
 class ActionInputError(ValueError):
@@ -68,6 +69,10 @@ def check_request(action: str, target: str | None, value: str | None) -> Request
     if action not in _RULES:
         raise ActionInputError(f"{action[:40]!r} is not an action; use one of {', '.join(ACTIONS)}.")
     target = target.strip() if target and target.strip() else None
+    if target is not None and len(target) > MAX_TARGET:
+        raise ActionInputError(
+            f"The target is {len(target)} characters long; a ref or selector fits in {MAX_TARGET}."
+        )
     if value == "" and action != "fill":
         value = None
     target_rule, value_rule = _RULES[action]

@@ -8,7 +8,7 @@ the browser turns into the click a page listens for. A target covered by somethi
 banner) is an error naming the cover, and nothing is tapped.
 
 The checks run before the action; the action itself (the input events, or the script that
-changes a field) runs inside ``driver.perform``, which watches what it causes: a navigation,
+changes a field) runs inside ``PageLink.perform``, which watches what it causes: a navigation,
 a dialog (which blocks the page until answered), a new tab. The answer is one short text
 saying what was done and what changed; no snapshot.
 
@@ -19,163 +19,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-import anyio
+from typing import TYPE_CHECKING, Any
 
 from .act_request import ACTIONS, ActionInputError, ActionName, Request, check_request
-from .cdp import CDPException, CDPTimeout
+from .cdp import CDPException
 from .keys import key_events, parse_key, text_events
 from .page import Page, PageError
 
-__all__ = [
-    "ACTIONS",
-    "ActionError",
-    "ActionInputError",
-    "ActionName",
-    "Dialog",
-    "Driver",
-    "NoDialog",
-    "Outcome",
-    "PlainDriver",
-    "Request",
-    "act",
-    "check_request",
-]
+if TYPE_CHECKING:
+    from .links import Outcome, PageLink
+
+__all__ = ["ACTIONS", "ActionError", "ActionInputError", "ActionName", "Request", "act", "check_request"]
 
 DEFAULT_WAIT = 5.0  # how long an element may take to become actionable
 
 
 class ActionError(PageError):
     """The action cannot be done on this page (no earlier page to go back to, no dialog open…)."""
-
-
-class NoDialog(ActionError):
-    """accept_dialog / dismiss_dialog with no dialog open."""
-
-
-# -- the page link an action runs on ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Dialog:
-    """A JavaScript dialog open in the page (alert, confirm, prompt, beforeunload)."""
-
-    type: str
-    message: str
-    default_prompt: str = ""
-    url: str = ""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an action caused: a navigation, a dialog now open, a new tab now current; where the page is."""
-
-    navigated: bool = False
-    dialog: Dialog | None = None
-    new_tab: bool = False
-    url: str = ""
-    title: str = ""
-
-
-class Driver(Protocol):
-    """The page an action runs on, and a way to run the action while watching what it causes."""
-
-    @property
-    def page(self) -> Page: ...
-
-    @property
-    def dialog(self) -> Dialog | None: ...
-
-    async def answer_dialog(self, accept: bool, prompt_text: str | None = None) -> Dialog: ...
-
-    async def perform(self, action: Callable[[Page], Awaitable[None]], *, timeout: float) -> Outcome: ...
-
-
-# Events that say an action started something, on the page's main frame.
-_WATCHED = (
-    "Page.frameRequestedNavigation",
-    "Page.frameStartedLoading",
-    "Page.navigatedWithinDocument",
-    "Page.frameStoppedLoading",
-    "Page.loadEventFired",
-    "Page.javascriptDialogOpening",
-)
-_SETTLE = 0.3  # how long after an action a navigation may still start
-
-
-class PlainDriver:
-    """A driver over a page reached for one call: it sees navigations and new tabs, but a
-    dialog the action opens outlives the connection unanswered (use a persistent link)."""
-
-    def __init__(self, page: Page) -> None:
-        self._page = page
-
-    @property
-    def page(self) -> Page:
-        return self._page
-
-    @property
-    def dialog(self) -> Dialog | None:
-        return None
-
-    async def answer_dialog(self, accept: bool, prompt_text: str | None = None) -> Dialog:
-        raise NoDialog("No dialog is open in this page; nothing to answer.")
-
-    async def perform(self, action: Callable[[Page], Awaitable[None]], *, timeout: float) -> Outcome:
-        page = self._page
-        await page.send("Page.enable", timeout=timeout)
-        tree = await page.send("Page.getFrameTree", timeout=timeout)
-        main = tree["frameTree"]["frame"]["id"]
-        await page.cdp.send("Target.setDiscoverTargets", {"discover": True}, timeout=timeout)
-        navigated = loading = new_tab = False
-        dialog: Dialog | None = None
-        with page.listen(*_WATCHED) as events, page.cdp.listen("Target.targetCreated") as created:
-            await action(page)
-            with anyio.move_on_after(timeout):
-                while True:
-                    wait = None if loading else _SETTLE
-                    try:
-                        event = await events.get(timeout=wait)
-                    except CDPTimeout:
-                        break
-                    params = event.params
-                    if event.method == "Page.javascriptDialogOpening":
-                        dialog = Dialog(
-                            str(params.get("type", "")),
-                            str(params.get("message", "")),
-                            str(params.get("defaultPrompt", "")),
-                        )
-                        break
-                    if event.method == "Page.loadEventFired":  # the main frame's (it has no frameId)
-                        if loading:
-                            break
-                    elif params.get("frameId") != main:
-                        continue
-                    elif event.method == "Page.navigatedWithinDocument":
-                        navigated, loading = True, False  # a pushState: no load to wait for
-                    elif event.method == "Page.frameStoppedLoading":
-                        if loading:
-                            break
-                    elif params.get("disposition", "currentTab") == "currentTab":
-                        loading = navigated = True
-            with contextlib.suppress(CDPTimeout):
-                while True:
-                    info = (await created.get(timeout=0)).params.get("targetInfo", {})
-                    if info.get("type") == "page" and info.get("openerId") == page.target_id:
-                        new_tab = True
-        where: dict[str, Any] = {}
-        if dialog is None and navigated:
-            with contextlib.suppress(CDPException, PageError):
-                where = await page.evaluate("({url: location.href, title: document.title})", timeout=timeout)
-        return Outcome(
-            navigated=navigated,
-            dialog=dialog,
-            new_tab=new_tab,
-            url=str(where.get("url", "")),
-            title=str(where.get("title", "")),
-        )
 
 
 # -- the actions -----------------------------------------------------------------------------------
@@ -219,10 +79,10 @@ def _field_text(state: dict[str, Any]) -> str:
 
 
 class _Act:
-    """One act call: the driver, the request, and the bounds."""
+    """One act call: the page link, the request, and the bounds."""
 
-    def __init__(self, driver: Driver, request: Request, wait: float, timeout: float) -> None:
-        self.driver = driver
+    def __init__(self, link: PageLink, request: Request, wait: float, timeout: float) -> None:
+        self.link = link
         self.request = request
         self.wait = wait
         self.timeout = timeout
@@ -230,7 +90,7 @@ class _Act:
 
     @property
     def page(self) -> Page:
-        return self.driver.page
+        return self.link.page
 
     @property
     def target(self) -> str:
@@ -247,11 +107,11 @@ class _Act:
         return await handler()
 
     async def perform(self, action: Callable[[Page], Awaitable[None]]) -> Outcome:
-        return await self.driver.perform(action, timeout=self.timeout)
+        return await self.link.perform(action, timeout=self.timeout)
 
     async def point(self, **options: Any) -> dict[str, Any]:
         found: dict[str, Any] = await _agent(
-            self.page, "actionable", self.target, self.options | options, wait=self.wait
+            self.page, "actionPoint", self.target, self.options | options, wait=self.wait
         )
         return found
 
@@ -345,7 +205,7 @@ class _Act:
             )
         point = await _agent(
             self.page,
-            "actionable",
+            "actionPoint",
             found["ref"],
             self.options | {"label": True, "verb": state},
             wait=self.wait,
@@ -434,26 +294,25 @@ class _Act:
         return await self._answer(False)
 
     async def _answer(self, accept: bool) -> str:
-        dialog = await self.driver.answer_dialog(accept, self.request.value)
+        prompt_text = self.request.value if accept else None
+        dialog, outcome = await self.link.answer_dialog(accept, prompt_text, timeout=self.timeout)
         verb = "Accepted" if accept else "Dismissed"
-        answered = (
-            f' with "{self.request.value}"'
-            if accept and self.request.value and dialog.type == "prompt"
-            else ""
-        )
-        return f'{verb} the {dialog.type} dialog "{dialog.message[:200]}"{answered}.'
+        answered = f' with "{prompt_text}"' if prompt_text is not None and dialog.type == "prompt" else ""
+        return _changes(f'{verb} the {dialog.type} dialog "{dialog.message[:200]}"{answered}.', outcome)
 
 
 async def _send(page: Page, method: str) -> None:
     await page.send(method)
 
 
-async def act(driver: Driver, request: Request, *, wait: float = DEFAULT_WAIT, timeout: float = 30.0) -> str:
-    """Do ``request`` on the driver's page and say what changed (one short text).
+async def act(link: PageLink, request: Request, *, wait: float = DEFAULT_WAIT, timeout: float = 30.0) -> str:
+    """Do ``request`` on the link's current page and say what changed (one short text).
 
     ``wait`` bounds how long an element may take to become actionable; ``timeout`` bounds
     each browser round trip and the wait for what the action started (a page load).
     Raises ``AgentError`` (the element is stale, covered, missing…), ``ActionError``, or
     ``CDPException`` when the browser cannot be reached.
     """
-    return await _Act(driver, request, wait, timeout).run()
+    if request.action not in ("accept_dialog", "dismiss_dialog"):
+        link.check_no_dialog()  # an open dialog blocks everything but its answer
+    return await _Act(link, request, wait, timeout).run()

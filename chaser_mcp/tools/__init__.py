@@ -1,9 +1,11 @@
-"""The MCP tools: ``sessions`` (the session API), ``pages`` (browsing a session over CDP), the
-shared plumbing in ``_common``, and the sentences a model reads on failure in ``errors``."""
+"""The MCP tools: ``sessions`` (the session API), ``pages`` (browsing a session over CDP),
+``snapshots`` (the page outline and find), the shared plumbing in ``_common``, and the sentences
+a model reads on failure in ``errors``."""
 
-from ._common import ConversationOf
+from ._common import ConversationOf, SessionPages
 from .acting import ActTools
 from .pages import PageTools
 from .sessions import SessionTools
+from .snapshots import SnapshotTools
 
-__all__ = ["ActTools", "ConversationOf", "PageTools", "SessionTools"]
+__all__ = ["ActTools", "ConversationOf", "PageTools", "SessionPages", "SessionTools", "SnapshotTools"]

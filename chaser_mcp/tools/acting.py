@@ -7,7 +7,7 @@ model reads is one sentence saying what went wrong and what to do next.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -20,13 +20,21 @@ from ._common import CHANGE, ConversationOf, SessionId, SessionPages, add_tool
 __all__ = ["ActTools"]
 
 
+def _lean(schema: dict[str, Any]) -> None:
+    """An optional string parameter as plain ``{"type": "string"}``: absent means unset, so neither its
+    default nor a ``null`` branch is worth the bytes every prompt pays for (the title, empty, likewise)."""
+    schema.pop("default", None)
+    if schema.pop("anyOf", None) is not None:
+        schema["type"] = "string"
+
+
 class ActTools:
     """act, bound to one server's settings and conversations."""
 
-    def __init__(self, settings: Settings, conversation_of: ConversationOf) -> None:
+    def __init__(self, settings: Settings, conversation_of: ConversationOf, pages: SessionPages) -> None:
         self._settings = settings
         self._conversation_of = conversation_of
-        self._pages = SessionPages(settings)
+        self._pages = pages
 
     def register(self, server: MCPServer) -> None:
         add_tool(server, self.act, "Act on the page", CHANGE, text_only=True)
@@ -35,14 +43,17 @@ class ActTools:
         self,
         ctx: Context,
         session_id: SessionId,
-        action: ActionName,
-        target: Annotated[str | None, Field(max_length=2000, description="Ref or CSS selector")] = None,
-        value: Annotated[str | None, Field(description="Text, option, key, or scroll direction")] = None,
+        action: Annotated[ActionName, Field(title="")],
+        target: Annotated[
+            str, Field(title="", description="Ref or CSS selector", json_schema_extra=_lean)
+        ] = "",
+        value: Annotated[
+            str | None, Field(title="", description="Text, option, key or direction", json_schema_extra=_lean)
+        ] = None,
     ) -> str:
-        """Act on the page as a person with a phone would; target is a ref from snapshot/find or a
-        CSS selector."""
+        """Act on the page like a person with a phone."""
         # Imported on use: the CDP client loads only for conversations that browse.
-        from ..browser.actions import PlainDriver, act
+        from ..browser.actions import act
         from ..browser.cdp import CDPException
         from ..browser.page import PageError
 
@@ -51,9 +62,9 @@ class ActTools:
         except ActionInputError as exc:
             raise ToolError(str(exc)) from exc
         conversation = self._conversation_of(ctx)
-        async with self._pages.open(conversation, session_id) as page:
+        async with self._pages.open_link(conversation, session_id) as link:
             try:
-                return await act(PlainDriver(page), request, timeout=self._settings.timeout)
+                return await act(link, request, timeout=self._settings.timeout)
             except PageError as exc:
                 raise ToolError(str(exc)) from exc
             except CDPException as exc:

@@ -306,7 +306,7 @@ A.checkOnce = async (target, options) => {
 // The checks retried until they pass or `timeoutMs` runs out. `checks` is a list of "visible",
 // "enabled", "editable", "point" (scroll into view and compute the tap point), "stable", "hit".
 // Answers { ref, description, x?, y? } or the last failure as an error.
-A.actionable = async (target, options = {}) => {
+A.actionPoint = async (target, options = {}) => {
   const opts = {
     checks: ["visible", "enabled", "point", "stable", "hit"],
     timeoutMs: 5000,

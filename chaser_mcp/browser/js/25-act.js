@@ -49,7 +49,7 @@ A.fieldState = (target) => {
 // fill and type: wait until the target is a visible, enabled, editable field, focus it, and
 // select its content (fill) or put the caret at the end (type).
 A.focusField = async (target, options = {}) => {
-  const ready = await A.actionable(target, {
+  const ready = await A.actionPoint(target, {
     checks: ["visible", "enabled", "editable"],
     timeoutMs: options.timeoutMs,
     verb: options.verb,
@@ -130,7 +130,7 @@ A.commitField = (target) => {
 
 // press with a target: focus it first (a link, a button, a field).
 A.focusTarget = async (target, options = {}) => {
-  const ready = await A.actionable(target, { checks: ["visible", "enabled"], timeoutMs: options.timeoutMs });
+  const ready = await A.actionPoint(target, { checks: ["visible", "enabled"], timeoutMs: options.timeoutMs });
   if (ready.error) return ready;
   A.resolve(ready.ref).element.focus();
   return ready;
@@ -145,7 +145,7 @@ A.optionLabel = (option) => A.clip(option.label || option.textContent, 80);
 
 // select: the option of a <select> whose label or value is `wanted` (exact, then ignoring case).
 A.findOption = async (target, wanted, options = {}) => {
-  const ready = await A.actionable(target, { checks: ["visible", "enabled"], timeoutMs: options.timeoutMs });
+  const ready = await A.actionPoint(target, { checks: ["visible", "enabled"], timeoutMs: options.timeoutMs });
   if (ready.error) return ready;
   let select = A.resolve(ready.ref).element;
   if (select.localName === "option" && select.closest("select")) select = select.closest("select");
@@ -197,7 +197,7 @@ A.chooseOption = (target, index) => {
 
 // check / uncheck: what kind of checkable the target is and whether it is checked now.
 A.checkable = async (target, options = {}) => {
-  const ready = await A.actionable(target, { checks: [], timeoutMs: options.timeoutMs });
+  const ready = await A.actionPoint(target, { checks: [], timeoutMs: options.timeoutMs });
   if (ready.error) return ready;
   const element = A.resolve(ready.ref).element;
   let kind = null;
@@ -281,7 +281,7 @@ A.scrollStep = async (target, direction, options = {}) => {
 
 // scroll with only a target: bring it to the middle of the screen.
 A.scrollIntoView = async (target, options = {}) => {
-  const ready = await A.actionable(target, { checks: [], timeoutMs: options.timeoutMs });
+  const ready = await A.actionPoint(target, { checks: [], timeoutMs: options.timeoutMs });
   if (ready.error) return ready;
   const element = A.resolve(ready.ref).element;
   element.scrollIntoView({ block: "center", inline: "center", behavior: "instant" });
