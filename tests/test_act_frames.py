@@ -27,3 +27,13 @@ async def test_a_button_inside_a_same_origin_iframe_is_tapped_at_the_right_point
     answer = await act(page_client, session, "tap", "#pay")
     assert answer.startswith("Tapped"), answer
     assert "Paid from the frame" in await page_text(page_client, session)
+
+
+async def test_a_page_without_a_viewport_tag_shown_zoomed_out_is_tapped_where_the_button_is(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("act-wide.html"))
+    await act(page_client, session, "tap", "#right")
+    assert "Tapped right" in await page_text(page_client, session)
+    await act(page_client, session, "tap", "#left")
+    assert "Tapped left" in await page_text(page_client, session)

@@ -7,7 +7,8 @@ import pytest
 from mcp import Client
 
 from tests.act_support import act, act_error, assert_one_sentence, page_text, ref_in
-from tests.page_support import PagesSite, open_in
+from tests.mcp_support import text_of
+from tests.page_support import PagesSite, call, open_in
 
 pytestmark = pytest.mark.anyio
 
@@ -79,3 +80,23 @@ async def test_a_ref_from_the_list_before_a_re_render_is_stale_and_taps_nothing(
     # the ref the error asks for works: the re-rendered button, found anew
     await act(page_client, session, "tap", RED_SNEAKERS)
     assert "Cart: 2 items" in await page_text(page_client, session)
+
+
+async def test_a_ref_from_find_is_tapped_and_goes_stale_when_the_list_re_renders(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("shop.html"))
+    await act(
+        page_client,
+        session,
+        "tap",
+        ref_in(text_of(await call(page_client, "find", session_id=session, query="Reject"))),
+    )
+    found = text_of(await call(page_client, "find", session_id=session, query="Add Sun hat to cart"))
+    ref = ref_in(found)
+    await act(page_client, session, "tap", ref)
+    assert "Last added: Sun hat" in await page_text(page_client, session)
+    await act(page_client, session, "select", "#filter", "Hats")
+    error = await act_error(page_client, session, "tap", f"[ref={ref}]")
+    assert "take a new snapshot" in error, error
+    assert "Cart: 1 item" in await page_text(page_client, session)

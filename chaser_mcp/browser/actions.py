@@ -68,6 +68,11 @@ async def _touch(page: Page, x: float, y: float) -> None:
     await page.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
+def _capital(sentence: str) -> str:
+    """A sentence that starts with an element's role ("checkbox …") starts with a capital."""
+    return sentence[:1].upper() + sentence[1:]
+
+
 def _named(found: dict[str, Any]) -> str:
     return f"{found['description']} [ref={found['ref']}]"
 
@@ -179,7 +184,7 @@ class _Act:
         found = await _agent(self.page, "findOption", self.target, self.value, self.options, wait=self.wait)
         chosen = f'"{found["label"]}" in {_named(found)}'
         if found["already"]:
-            return f"{chosen[0].upper()}{chosen[1:]} was already selected; nothing was done."
+            return _capital(f"{chosen} was already selected; nothing was done.")
 
         async def choose(page: Page) -> None:
             await page.call_agent("chooseOption", found["ref"], found["index"], timeout=self.timeout)
@@ -197,11 +202,13 @@ class _Act:
         state = "checked" if wanted else "unchecked"
         found = await _agent(self.page, "checkable", self.target, self.options, wait=self.wait)
         if found["checked"] == wanted:
-            return f"{_named(found)} was already {state}; nothing was done."
+            return _capital(f"{_named(found)} was already {state}; nothing was done.")
         if not wanted and found["kind"] in ("radio", "menuitemradio"):
             raise ActionError(
-                f"{_named(found)} is a radio button, which cannot be unchecked; check another option of "
-                "its group instead."
+                _capital(
+                    f"{_named(found)} is a radio button, which cannot be unchecked; check another option of "
+                    "its group instead."
+                )
             )
         point = await _agent(
             self.page,

@@ -65,7 +65,8 @@ class ActTools:
         async with self._pages.open_link(conversation, session_id) as link:
             try:
                 return await act(link, request, timeout=self._settings.timeout)
-            except PageError as exc:
-                raise ToolError(str(exc)) from exc
+            except PageError as exc:  # one sentence; the page agent's may start with a role ("button …")
+                message = str(exc)
+                raise ToolError(message[:1].upper() + message[1:]) from exc
             except CDPException as exc:
                 raise ToolError(f"Could not {action} in {session_id}: {exc}; try again.") from exc

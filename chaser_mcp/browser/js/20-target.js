@@ -1,7 +1,8 @@
 // Actionability, the way Playwright checks it before a click: the target is attached, visible,
 // enabled, stable and is what a finger at its tap point would touch. Checks are retried for a
 // bounded time (an SPA still rendering, a button still fading in), then fail with one sentence.
-// Points are returned in top-level viewport CSS pixels, what Input.dispatchTouchEvent takes.
+// Points are returned in top-level CSS pixels from the visible screen's corner, what
+// Input.dispatchTouchEvent takes.
 
 A.sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -74,10 +75,11 @@ A.visibleBox = (element) => {
   if (!rects.length) return null;
   const frame = A.frameBox(element);
   const r = rects[0];
-  const left = Math.max(r.left + frame.x, frame.clip.left, 0);
-  const top = Math.max(r.top + frame.y, frame.clip.top, 0);
-  const right = Math.min(r.right + frame.x, frame.clip.right, window.innerWidth);
-  const bottom = Math.min(r.bottom + frame.y, frame.clip.bottom, window.innerHeight);
+  const screen = A.screenRect();
+  const left = Math.max(r.left + frame.x, frame.clip.left, screen.left);
+  const top = Math.max(r.top + frame.y, frame.clip.top, screen.top);
+  const right = Math.min(r.right + frame.x, frame.clip.right, screen.right);
+  const bottom = Math.min(r.bottom + frame.y, frame.clip.bottom, screen.bottom);
   if (right - left < 1 || bottom - top < 1) return { rect: r, onScreen: null };
   return { rect: r, onScreen: { left, top, right, bottom } };
 };
@@ -162,12 +164,19 @@ A.hitAt = (x, y) => {
   return hit;
 };
 
-// A layout-viewport point as the input system wants it: relative to the visual viewport, which
-// differs when the page is pinch-zoomed or laid out wider than the screen.
+// A layout-viewport point as the input system wants it: CSS pixels from the visual viewport's
+// corner (measured: a page laid out wider than the phone and shown zoomed out takes touches in
+// its own CSS pixels, unscaled; a pinch-zoomed page moves that corner).
 A.toScreen = (x, y) => {
   const vv = window.visualViewport;
-  if (!vv) return { x, y };
-  return { x: (x - vv.offsetLeft) * vv.scale, y: (y - vv.offsetTop) * vv.scale };
+  return vv ? { x: x - vv.offsetLeft, y: y - vv.offsetTop } : { x, y };
+};
+
+// The part of the layout viewport on the screen, in its own coordinates.
+A.screenRect = () => {
+  const vv = window.visualViewport;
+  if (!vv) return { left: 0, top: 0, right: window.innerWidth, bottom: window.innerHeight };
+  return { left: vv.offsetLeft, top: vv.offsetTop, right: vv.offsetLeft + vv.width, bottom: vv.offsetTop + vv.height };
 };
 
 // A checkbox or radio hidden behind a styled label is tapped on its label, as a person would.
