@@ -4,5 +4,6 @@ shared plumbing in ``_common``, and the sentences a model reads on failure in ``
 from ._common import ConversationOf
 from .pages import PageTools
 from .sessions import SessionTools
+from .waiting import WaitTools
 
-__all__ = ["ConversationOf", "PageTools", "SessionTools"]
+__all__ = ["ConversationOf", "PageTools", "SessionTools", "WaitTools"]
