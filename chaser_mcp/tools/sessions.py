@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
@@ -24,8 +23,9 @@ from pydantic import BaseModel, Field
 
 from ..api import ChaserError, Session, SessionNotFound, SessionNotOpen
 from ..config import Settings
-from ..conversations import Conversation, ConversationEnded, Conversations
+from ..conversations import Conversation, Conversations
 from ._common import CHANGE, COMPACT, DESTROY, READ, ConversationOf, SessionId, add_tool, api_error, call_api
+from ._lifecycle import SessionLifecycle
 from .errors import MISSING_KEY, explain
 
 __all__ = ["SessionTools"]
@@ -79,6 +79,7 @@ class SessionTools:
         self._base_url = settings.base_url
         self._conversations = conversations
         self._conversation_of = conversation_of
+        self._life = SessionLifecycle(settings, conversations)
 
     def register(self, server: MCPServer) -> None:
         add_tool(server, self.create_session, "Create browser session", CHANGE)
@@ -100,39 +101,16 @@ class SessionTools:
         """Start a real mobile browser session (billed while open). It is deleted when this
         conversation ends unless persist is true; delete it yourself when done."""
         conversation = self._conversation_of(ctx)
-        try:
-            async with self._conversations.creating(conversation):
-                session = await conversation.api.create_session(
-                    ttl_seconds=ttl_seconds, profile=self._settings.profile
-                )
-                # Recorded before anything else can fail, so no later error loses track of it.
-                await self._conversations.record_created(
-                    conversation, session.id, persist=persist, ttl_seconds=ttl_seconds
-                )
-        except ConversationEnded as exc:
-            if exc.handed_off:
-                raise ToolError(
-                    f"This conversation ended while {exc.handed_off} was being created, so it is being "
-                    "deleted. Open a new conversation to create a session."
-                ) from exc
-            raise ToolError("This conversation is ending; no new session was created.") from exc
-        except ChaserError as exc:
-            raise ToolError(
-                explain(exc, base_url=self._base_url)
-                + " If the failure happened after the request was sent, a session may exist:"
-                " call list_sessions before creating another."
-            ) from exc
-        log.info("conversation %s created %s (persist=%s)", conversation.id, session.id, persist)
+        session = await self._life.create(conversation, ttl_seconds=ttl_seconds, persist=persist)
         if wait_until_ready and session.status == "creating":
             try:
-                session = await self._wait_until_ready(ctx, conversation, session)
+                session = await self._life.wait_until_ready(ctx, conversation, session)
             except BaseException:
                 # Cancelled (or crashed) while waiting: nobody will ever learn this id.
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.cleanup_timeout):
-                    await self._delete_quietly(conversation, session.id)
+                await self._conversations.discard(conversation, session.id)
                 raise
         if session.status == "error":
-            await self._delete_quietly(conversation, session.id)
+            await self._life.delete_quietly(conversation, session.id)
             raise ToolError(
                 f"Session {session.id} failed to start (ended_reason: {session.ended_reason or 'unknown'}) "
                 "and was deleted. Call create_session again; if it keeps failing, check https://chaser.sh."
@@ -262,39 +240,6 @@ class SessionTools:
             persist=conversation.is_persisted(session.id),
             note=note,
         )
-
-    async def _wait_until_ready(self, ctx: Context, conversation: Conversation, session: Session) -> Session:
-        """Poll with backoff until the session leaves ``creating``, reporting progress meanwhile."""
-        started = time.monotonic()
-        delay = 0.25
-        with anyio.move_on_after(self._settings.ready_timeout):
-            while session.status == "creating":
-                elapsed = time.monotonic() - started
-                await ctx.report_progress(
-                    elapsed,
-                    self._settings.ready_timeout,
-                    f"{session.id} is {session.status} ({elapsed:.0f} s)",
-                )
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                try:
-                    session = await conversation.api.get_session(session.id)
-                except ChaserError as exc:
-                    # The session exists and is owned; a failed poll must not lose it.
-                    log.warning("polling %s failed: %s", session.id, exc)
-        if session.status != "creating":
-            await ctx.report_progress(
-                time.monotonic() - started, self._settings.ready_timeout, f"{session.id} is {session.status}"
-            )
-        return session
-
-    async def _delete_quietly(self, conversation: Conversation, session_id: str) -> None:
-        try:
-            await conversation.api.delete_session(session_id)
-        except ChaserError as exc:
-            log.warning("could not delete %s now, it stays owned for cleanup: %s", session_id, exc)
-            return
-        await self._conversations.record_closed(conversation, session_id)
 
     async def _call_open(self, conversation: Conversation, session_id: str, call: Awaitable[T]) -> T:
         """An API call that needs the session open: a 409 says whether it is starting or over."""
