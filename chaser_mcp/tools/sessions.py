@@ -8,7 +8,6 @@ Input limits live in the signatures, so bad input is refused before any request.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 from collections.abc import Awaitable
@@ -18,15 +17,36 @@ from typing import Annotated, Literal, TypeVar
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from ..api import ChaserError, Session, SessionNotFound, SessionNotOpen
 from ..config import Settings
 from ..conversations import Conversation, Conversations
-from ._common import CHANGE, COMPACT, DESTROY, READ, ConversationOf, SessionId, add_tool, api_error, call_api
+from ..images import ImageFormat
+from ._common import (
+    CHANGE,
+    COMPACT,
+    DESTROY,
+    READ,
+    ConversationOf,
+    SessionId,
+    SessionPages,
+    add_tool,
+    api_error,
+    call_api,
+)
 from ._lifecycle import SessionLifecycle
 from .errors import MISSING_KEY, explain
+from .screenshots import (
+    FullPage,
+    ImageFormatParam,
+    MaxWidth,
+    ScreenshotBlocks,
+    Target,
+    browser_capture,
+    describe,
+    image_answer,
+)
 
 __all__ = ["SessionTools"]
 
@@ -79,6 +99,7 @@ class SessionTools:
         self._base_url = settings.base_url
         self._conversations = conversations
         self._conversation_of = conversation_of
+        self._pages = SessionPages(settings)
         self._life = SessionLifecycle(settings, conversations)
 
     def register(self, server: MCPServer) -> None:
@@ -189,18 +210,27 @@ class SessionTools:
         self,
         ctx: Context,
         session_id: SessionId,
-        max_width: Annotated[
-            int | None, Field(ge=64, le=4096, description="Downscale to at most this many pixels wide")
-        ] = None,
-        image_format: Annotated[
-            Literal["auto", "png", "jpeg", "webp"],
-            Field(description="auto: PNG when it fits the size budget, else JPEG"),
-        ] = "auto",
-    ) -> list[TextContent | ImageContent]:
-        """Capture the session's screen as an image (fitted to the client's size budget)."""
+        max_width: MaxWidth = None,
+        image_format: ImageFormatParam = "auto",
+        full_page: FullPage = False,
+        target: Target = None,
+    ) -> ScreenshotBlocks:
+        """Capture the session's screen, whole page or one element as an image (fits the size budget)."""
+        conversation = self._conversation_of(ctx)
+        if full_page and target is not None:
+            raise ToolError("Pass full_page or target, not both: the whole page already has every element.")
+        if full_page or target is not None:  # the one switch to flip to capture everything in the browser
+            return await self._browser_screenshot(
+                conversation, session_id, full_page, target, image_format, max_width
+            )
+        return await self._api_screenshot(conversation, session_id, image_format, max_width)
+
+    async def _api_screenshot(
+        self, conversation: Conversation, session_id: str, image_format: ImageFormat, max_width: int | None
+    ) -> ScreenshotBlocks:
+        """The screen through the API's PNG endpoint, fitted to the budget (untouched when it fits)."""
         from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
 
-        conversation = self._conversation_of(ctx)
         png = await self._call_open(conversation, session_id, conversation.api.screenshot(session_id))
         try:
             fitted = await anyio.to_thread.run_sync(
@@ -213,11 +243,29 @@ class SessionTools:
             )
         except ValueError as exc:
             raise ToolError(f"The screenshot of {session_id} could not be used: {exc}") from exc
-        data = base64.b64encode(fitted.data).decode("ascii")
-        return [
-            TextContent(type="text", text=f"Screenshot of {session_id}: {fitted.summary()}"),
-            ImageContent(type="image", data=data, mime_type=fitted.mime_type),
-        ]
+        return image_answer(f"Screenshot of {session_id}: {fitted.summary()}", fitted.data, fitted.mime_type)
+
+    async def _browser_screenshot(
+        self,
+        conversation: Conversation,
+        session_id: str,
+        full_page: bool,
+        target: str | None,
+        image_format: ImageFormat,
+        max_width: int | None,
+    ) -> ScreenshotBlocks:
+        """The page, or one element, captured by the browser in the format asked for (capture.py)."""
+        async with self._pages.open(conversation, session_id) as page:
+            shot = await browser_capture(
+                page,
+                self._settings,
+                where=f"the page of {session_id}",
+                full_page=full_page,
+                target=target,
+                image_format=image_format,
+                max_width=max_width,
+            )
+        return image_answer(f"Screenshot of {session_id}, {describe(shot)}", shot.data, shot.mime_type)
 
     async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
         """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
