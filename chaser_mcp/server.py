@@ -22,7 +22,7 @@ from .api import ChaserClient
 from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
-from .tools import ConversationOf, PageTools, SessionTools, WaitTools
+from .tools import ConversationOf, OneCallTools, PageTools, SessionTools, WaitTools
 
 INSTRUCTIONS = """\
 Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until
@@ -127,5 +127,6 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     SessionTools(state.settings, state.conversations, resolve).register(server)
     PageTools(state.settings, resolve).register(server)
     WaitTools(state.settings, resolve).register(server)
+    OneCallTools(state.settings, state.conversations, resolve).register(server)
     register_prompts(server)
     return server

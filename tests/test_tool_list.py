@@ -27,8 +27,11 @@ pytestmark = pytest.mark.anyio
 GOLDEN = Path(__file__).resolve().parent / "golden" / "tools_list.json"
 # Measured at 11,424 bytes (compact JSON of the whole tools/list result in the 2026-07-28 era, which adds
 # serverInfo in _meta; 11,274 in the handshake era), plus about 15 %. Raising it is a decision, not a chore:
-# the list rides along with every prompt.
-TOOLS_LIST_BYTE_BUDGET = 13_150
+# the list rides along with every prompt. With wait_for, screenshot_url, read_url and take_screenshot's
+# full_page and target it measured 15,040 (2026-07-28 era; 626 bytes a tool model-facing on average, the
+# per-property "title" pydantic puts in every input schema being ~20 of each parameter's bytes): raised
+# to 15,100 for those alone.
+TOOLS_LIST_BYTE_BUDGET = 15_100
 READ_TOOLS = {"list_sessions", "get_session", "take_screenshot", "read_page"}
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
