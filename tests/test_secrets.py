@@ -63,6 +63,8 @@ async def _every_tool(client: Client, fake: FakeChaser) -> list[CallToolResult]:
         ("navigate", {"session_id": starting, "url": "https://example.com/"}),
         ("read_page", {"session_id": "sess_missing"}),
         ("read_page", {"session_id": starting}),
+        ("snapshot", {"session_id": "sess_missing"}),
+        ("find", {"session_id": starting, "query": "x"}),
         ("wait_for", {"session_id": "sess_missing", "text": "x"}),
         ("wait_for", {"session_id": starting, "text": "x"}),
         ("screenshot_url", {"url": "javascript:alert(1)"}),
@@ -82,7 +84,7 @@ async def test_the_key_appears_in_no_tool_result_and_no_debug_log_line(
 
     results = await _every_tool(mcp_client, fake_chaser)
 
-    assert sum(r.is_error for r in results) == 12  # the failures above really failed
+    assert sum(r.is_error for r in results) == 14  # the failures above really failed
     for result in results:
         assert KEY not in _visible(result)
     assert caplog.records, "nothing was logged at DEBUG: this test would prove nothing"

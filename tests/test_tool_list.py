@@ -27,11 +27,11 @@ pytestmark = pytest.mark.anyio
 GOLDEN = Path(__file__).resolve().parent / "golden" / "tools_list.json"
 # Measured at 11,424 bytes (compact JSON of the whole tools/list result in the 2026-07-28 era, which adds
 # serverInfo in _meta; 11,274 in the handshake era), plus about 15 %. Raising it is a decision, not a chore:
-# the list rides along with every prompt. With wait_for, screenshot_url, read_url and take_screenshot's
-# full_page and target it measured 15,040 (2026-07-28 era; 626 bytes a tool model-facing on average, the
-# per-property "title" pydantic puts in every input schema being ~20 of each parameter's bytes): raised
-# to 15,100 for those alone.
-TOOLS_LIST_BYTE_BUDGET = 15_100
+# the list rides along with every prompt. With snapshot and find it measured 13,900 (2026-07-28 era; each
+# under 700 bytes model-facing, 586 a tool on average): raised to 14,000 for those two alone. With wait_for,
+# screenshot_url, read_url and take_screenshot's full_page and target it measured 16,213 (under the 600
+# bytes a tool on average, as the test below holds it): raised to 16,300 for those alone.
+TOOLS_LIST_BYTE_BUDGET = 16_300
 READ_TOOLS = {"list_sessions", "get_session", "take_screenshot", "read_page"}
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
@@ -151,3 +151,25 @@ async def test_the_whole_tools_list_stays_under_its_byte_budget(mcp_client: Clie
     size = len(json.dumps(await _tools_list(mcp_client), separators=(",", ":"), ensure_ascii=False).encode())
 
     assert size <= TOOLS_LIST_BYTE_BUDGET, f"tools/list is {size} bytes, budget {TOOLS_LIST_BYTE_BUDGET}"
+
+
+# What a model reads of a tool (its name, description and input schema), averaged over the list: the
+# page tools made the list long, so each tool pays for its words.
+MODEL_FACING_BYTES_PER_TOOL = 600
+
+
+async def test_what_a_model_reads_of_each_tool_averages_at_most_600_bytes(mcp_client: Client) -> None:
+    tools = _tools(await _tools_list(mcp_client))
+    sizes = {
+        tool["name"]: len(
+            json.dumps(
+                {key: tool.get(key) for key in ("name", "description", "inputSchema")},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        )
+        for tool in tools
+    }
+    average = sum(sizes.values()) / len(sizes)
+
+    assert average <= MODEL_FACING_BYTES_PER_TOOL, f"{average:.0f} bytes per tool on average: {sizes}"

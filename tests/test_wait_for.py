@@ -29,7 +29,7 @@ async def wait(client: Client, session_id: str, **conditions: Any) -> str:
     [
         ("late.html?appear=800", {"text": "results LOADED"}, 'the text "results LOADED" is shown'),
         ("late.html?gone=800", {"text_gone": "Loading..."}, 'the text "Loading..." is gone'),
-        ("late.html?appear=800", {"selector": "#results"}, '"Results loaded" [ref='),
+        ("late.html?appear=800", {"selector": "#results"}, '"#results" shows paragraph [ref='),
         ("late.html?push=800", {"url_contains": "step=done"}, 'the URL contains "step=done"'),
     ],
     ids=["text", "text_gone", "selector", "url_contains"],

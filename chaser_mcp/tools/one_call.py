@@ -49,10 +49,16 @@ Url = Annotated[str, Field(min_length=1, max_length=8192, description="http(s) U
 class OneCallTools:
     """screenshot_url and read_url, bound to one server's settings and conversations."""
 
-    def __init__(self, settings: Settings, conversations: Conversations, conversation_of: ConversationOf):
+    def __init__(
+        self,
+        settings: Settings,
+        conversations: Conversations,
+        conversation_of: ConversationOf,
+        pages: SessionPages,
+    ) -> None:
         self._settings = settings
         self._conversation_of = conversation_of
-        self._pages = SessionPages(settings)
+        self._pages = pages
         self._life = SessionLifecycle(settings, conversations)
 
     def register(self, server: MCPServer) -> None:
@@ -66,7 +72,7 @@ class OneCallTools:
         full_page: FullPage = False,
         image_format: ImageFormatParam = "auto",
     ) -> ScreenshotBlocks:
-        """Screenshot a URL in a new phone browser session, deleted before answering."""
+        """Screenshot a URL in a new session that is deleted before answering."""
         async with self._page_at(ctx, url) as (page, visit):
             shot = await browser_capture(
                 page, self._settings, where=visit.url[:200], full_page=full_page, image_format=image_format
@@ -78,9 +84,9 @@ class OneCallTools:
         self,
         ctx: Context,
         url: Url,
-        offset: Annotated[int, Field(ge=0, description="Character to start from (next_offset)")] = 0,
+        offset: Annotated[int, Field(ge=0, description="next_offset, to read on")] = 0,
     ) -> str:
-        """Read a URL's text in a new phone browser session, deleted before answering."""
+        """Read a URL's text in a new session that is deleted before answering."""
         from ..browser.browsing import read_page
         from ..browser.cdp import CDPException
         from ..browser.page import PageError

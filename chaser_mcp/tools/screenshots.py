@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ..config import Settings
 from ..images import human_bytes
+from ._params import OptionalText
 
 if TYPE_CHECKING:
     from ..browser.capture import Capture
@@ -39,10 +40,10 @@ MaxWidth = Annotated[
 ]
 ImageFormatParam = Annotated[
     Literal["auto", "png", "jpeg", "webp"],
-    Field(description="auto: PNG when it fits the size budget, else JPEG"),
+    Field(description="auto: PNG if it fits the budget, else JPEG"),
 ]
-FullPage = Annotated[bool, Field(description="The whole scrollable page")]
-Target = Annotated[str | None, Field(description="One element: ref or CSS selector")]
+FullPage = bool  # the name says it all: no description to pay for
+Target = Annotated[OptionalText, Field(description="Element ref or CSS selector")]
 
 
 def image_answer(caption: str, data: bytes, mime_type: str) -> ScreenshotBlocks:

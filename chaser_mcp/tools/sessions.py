@@ -94,12 +94,18 @@ class PreviewLink(BaseModel):
 class SessionTools:
     """The six session tools, bound to one server's settings and conversations."""
 
-    def __init__(self, settings: Settings, conversations: Conversations, conversation_of: ConversationOf):
+    def __init__(
+        self,
+        settings: Settings,
+        conversations: Conversations,
+        conversation_of: ConversationOf,
+        pages: SessionPages,
+    ) -> None:
         self._settings = settings
         self._base_url = settings.base_url
         self._conversations = conversations
         self._conversation_of = conversation_of
-        self._pages = SessionPages(settings)
+        self._pages = pages
         self._life = SessionLifecycle(settings, conversations)
 
     def register(self, server: MCPServer) -> None:
@@ -213,15 +219,15 @@ class SessionTools:
         max_width: MaxWidth = None,
         image_format: ImageFormatParam = "auto",
         full_page: FullPage = False,
-        target: Target = None,
+        target: Target = "",
     ) -> ScreenshotBlocks:
-        """Capture the session's screen, whole page or one element as an image (fits the size budget)."""
+        """Capture the screen, whole page or one element as an image within the size budget."""
         conversation = self._conversation_of(ctx)
-        if full_page and target is not None:
+        if full_page and target:
             raise ToolError("Pass full_page or target, not both: the whole page already has every element.")
-        if full_page or target is not None:  # the one switch to flip to capture everything in the browser
+        if full_page or target:  # the one switch to flip to capture everything in the browser
             return await self._browser_screenshot(
-                conversation, session_id, full_page, target, image_format, max_width
+                conversation, session_id, full_page, target or None, image_format, max_width
             )
         return await self._api_screenshot(conversation, session_id, image_format, max_width)
 

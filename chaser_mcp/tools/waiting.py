@@ -14,6 +14,7 @@ from pydantic import Field
 
 from ..config import Settings
 from ._common import READ, ConversationOf, SessionId, SessionPages, add_tool
+from ._params import OptionalText
 
 __all__ = ["WaitTools"]
 
@@ -21,10 +22,10 @@ __all__ = ["WaitTools"]
 class WaitTools:
     """wait_for, bound to one server's settings and conversations."""
 
-    def __init__(self, settings: Settings, conversation_of: ConversationOf) -> None:
+    def __init__(self, settings: Settings, conversation_of: ConversationOf, pages: SessionPages) -> None:
         self._settings = settings
         self._conversation_of = conversation_of
-        self._pages = SessionPages(settings)
+        self._pages = pages
 
     def register(self, server: MCPServer) -> None:
         add_tool(server, self.wait_for, "Wait for the page", READ, text_only=True)
@@ -33,13 +34,13 @@ class WaitTools:
         self,
         ctx: Context,
         session_id: SessionId,
-        text: Annotated[str | None, Field(description="Text to appear")] = None,
-        text_gone: Annotated[str | None, Field(description="Text to disappear")] = None,
-        selector: Annotated[str | None, Field(description="CSS selector to show")] = None,
-        url_contains: Annotated[str | None, Field(description="URL part to reach")] = None,
-        timeout_seconds: Annotated[float, Field(ge=0.1, le=60, description="Give up after")] = 10,
+        text: OptionalText = "",
+        text_gone: OptionalText = "",
+        selector: Annotated[OptionalText, Field(description="CSS, to be shown")] = "",
+        url_contains: OptionalText = "",
+        timeout_seconds: Annotated[float, Field(ge=0.1, le=60)] = 10,
     ) -> str:
-        """Wait until the page meets all the given conditions (text ignores case)."""
+        """Wait until all given conditions hold on the page (text ignores case)."""
         from ..browser.agent import AgentError
         from ..browser.cdp import CDPException
         from ..browser.page import PageError
@@ -47,7 +48,10 @@ class WaitTools:
 
         try:
             conditions = Conditions(
-                text=text, text_gone=text_gone, selector=selector, url_contains=url_contains
+                text=text or None,
+                text_gone=text_gone or None,
+                selector=selector or None,
+                url_contains=url_contains or None,
             )
         except ValueError:
             raise ToolError(
