@@ -24,6 +24,7 @@ from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
 from .tools import (
+    ActTools,
     ConversationOf,
     OneCallTools,
     PageTools,
@@ -139,6 +140,7 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     SessionTools(state.settings, state.conversations, resolve, pages).register(server)
     PageTools(state.settings, resolve, pages).register(server)
     SnapshotTools(state.settings, resolve, pages).register(server)
+    ActTools(state.settings, resolve, pages).register(server)
     WaitTools(state.settings, resolve, pages).register(server)
     OneCallTools(state.settings, state.conversations, resolve, pages).register(server)
     register_prompts(server)

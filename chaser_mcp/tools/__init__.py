@@ -4,6 +4,7 @@ read_url), the shared plumbing in ``_common``, and the sentences
 a model reads on failure in ``errors``."""
 
 from ._common import ConversationOf, SessionPages
+from .acting import ActTools
 from .one_call import OneCallTools
 from .pages import PageTools
 from .sessions import SessionTools
@@ -11,6 +12,7 @@ from .snapshots import SnapshotTools
 from .waiting import WaitTools
 
 __all__ = [
+    "ActTools",
     "ConversationOf",
     "OneCallTools",
     "PageTools",
