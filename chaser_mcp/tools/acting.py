@@ -22,7 +22,7 @@ __all__ = ["ActTools"]
 
 def _lean(schema: dict[str, Any]) -> None:
     """An optional string parameter as plain ``{"type": "string"}``: absent means unset, so neither its
-    default nor a ``null`` branch is worth the bytes every prompt pays for (the title, empty, likewise)."""
+    default nor a ``null`` branch is worth the bytes every prompt pays for."""
     schema.pop("default", None)
     if schema.pop("anyOf", None) is not None:
         schema["type"] = "string"
@@ -43,12 +43,10 @@ class ActTools:
         self,
         ctx: Context,
         session_id: SessionId,
-        action: Annotated[ActionName, Field(title="")],
-        target: Annotated[
-            str, Field(title="", description="Ref or CSS selector", json_schema_extra=_lean)
-        ] = "",
+        action: ActionName,
+        target: Annotated[str, Field(description="Ref or CSS selector", json_schema_extra=_lean)] = "",
         value: Annotated[
-            str | None, Field(title="", description="Text, option, key or direction", json_schema_extra=_lean)
+            str | None, Field(description="Text, option, key or direction", json_schema_extra=_lean)
         ] = None,
     ) -> str:
         """Act on the page like a person with a phone."""
