@@ -67,6 +67,8 @@ async def _every_tool(client: Client, fake: FakeChaser) -> list[CallToolResult]:
         ("find", {"session_id": starting, "query": "x"}),
         ("wait_for", {"session_id": "sess_missing", "text": "x"}),
         ("wait_for", {"session_id": starting, "text": "x"}),
+        ("act", {"session_id": "sess_missing", "action": "tap", "target": "#go"}),
+        ("act", {"session_id": starting, "action": "back"}),
         ("screenshot_url", {"url": "javascript:alert(1)"}),
         ("read_url", {"url": "file:///etc/passwd"}),
     ]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .act_request import ACTIONS, ActionInputError, ActionName, Request, check_request
 from .cdp import CDPException
 from .keys import key_events, parse_key, text_events
+from .links import DEFAULT_SETTLE
 from .page import Page, PageError
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["ACTIONS", "ActionError", "ActionInputError", "ActionName", "Request", "act", "check_request"]
 
 DEFAULT_WAIT = 5.0  # how long an element may take to become actionable
+# Typing into a field or hovering rarely navigates; when it does (a search-as-you-type page), it starts
+# within a frame or two. Waiting the full settle window for it would be most of a fill's time.
+FIELD_SETTLE = 0.03
 
 
 class ActionError(PageError):
@@ -111,8 +115,10 @@ class _Act:
         handler: Callable[[], Awaitable[str]] = getattr(self, f"do_{self.request.action}")
         return await handler()
 
-    async def perform(self, action: Callable[[Page], Awaitable[None]]) -> Outcome:
-        return await self.link.perform(action, timeout=self.timeout)
+    async def perform(
+        self, action: Callable[[Page], Awaitable[None]], *, settle: float = DEFAULT_SETTLE
+    ) -> Outcome:
+        return await self.link.perform(action, timeout=self.timeout, settle=settle)
 
     async def point(self, **options: Any) -> dict[str, Any]:
         found: dict[str, Any] = await _agent(
@@ -133,7 +139,7 @@ class _Act:
                 "Input.dispatchMouseEvent", {"type": "mouseMoved", "x": found["x"], "y": found["y"]}
             )
 
-        outcome = await self.perform(move)
+        outcome = await self.perform(move, settle=FIELD_SETTLE)
         return _changes(f"The pointer is over {_named(found)}.", outcome)
 
     async def do_fill(self) -> str:
@@ -154,7 +160,7 @@ class _Act:
                     await page.send("Input.dispatchKeyEvent", event)
             await page.call_agent("commitField", ref, timeout=self.timeout)
 
-        outcome = await self.perform(fill)
+        outcome = await self.perform(fill, settle=FIELD_SETTLE)
         return await self._field_answer(f"Filled {_named(found)}", ref, outcome)
 
     async def do_type(self) -> str:
@@ -170,7 +176,7 @@ class _Act:
             for method, params in keystrokes:
                 await page.send(method, params)
 
-        outcome = await self.perform(type_)
+        outcome = await self.perform(type_, settle=FIELD_SETTLE)
         return await self._field_answer(f"Typed into {_named(found)}", found["ref"], outcome)
 
     async def _field_answer(self, done: str, ref: str, outcome: Outcome) -> str:

@@ -281,16 +281,19 @@ class PageLink:
                     await _first_of(finished, self._dialog_opened)
                     tg.cancel_scope.cancel()
                 if self.dialog is not None:
-                    return await self._outcome(watch)
-                # Something the action set off shows up within the settle window, or not at all.
+                    return await self._outcome(navigated=False, new_tab=False)
+                # Something the action set off shows up within the settle window, or not at all; what
+                # starts later is not this action's doing, and is neither waited for nor reported.
                 with anyio.move_on_after(settle):
                     await _first_of(watch.navigation_started, watch.new_target_seen)
+                new_tab = watch.new_target is not None
+                navigated = watch.navigation_started.is_set() and not new_tab
                 if watch.new_target is not None:
                     await self._take_new_tab(watch.new_target, timeout)
-                elif watch.navigation_started.is_set():
+                elif navigated:
                     # Until the new page has loaded, or it opens a dialog (an alert in its onload).
                     await _first_of(watch.navigation_done, self._dialog_opened)
-                return await self._outcome(watch)
+                return await self._outcome(navigated=navigated, new_tab=new_tab)
         except TimeoutError:
             raise PageError(
                 f"The action did not finish within {timeout:g} s (the page may still be loading); "
@@ -321,18 +324,12 @@ class PageLink:
                     return
             await anyio.sleep(0.05)
 
-    async def _outcome(self, watch: _Watch) -> Outcome:
+    async def _outcome(self, *, navigated: bool, new_tab: bool) -> Outcome:
         url = title = ""
         if self.dialog is None:
             where = await self.page.evaluate("({url: location.href, title: document.title})")
             url, title = str(where.get("url", "")), str(where.get("title", ""))
-        return Outcome(
-            url=url,
-            title=title,
-            navigated=watch.navigation_started.is_set() and not watch.new_target,
-            new_tab=watch.new_target is not None,
-            dialog=self.dialog,
-        )
+        return Outcome(url=url, title=title, navigated=navigated, new_tab=new_tab, dialog=self.dialog)
 
     async def answer_dialog(
         self, accept: bool, prompt_text: str | None = None, *, timeout: float, settle: float = DEFAULT_SETTLE
