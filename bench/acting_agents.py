@@ -101,6 +101,9 @@ class Agent:
     async def fill(self, ref: str, value: str) -> Answer:
         raise NotImplementedError
 
+    async def wait_for_text(self, text: str) -> Answer:
+        raise NotImplementedError
+
     async def fill_form(self, fields: Sequence[tuple[str, str, str]]) -> None:
         """Fill several fields given as (name, ref, value) in as few calls as the server allows."""
         raise NotImplementedError
@@ -148,6 +151,9 @@ class ChaserAgent(Agent):
     async def fill(self, ref: str, value: str) -> Answer:
         return await self.act("fill", ref, value)
 
+    async def wait_for_text(self, text: str) -> Answer:
+        return await self.call("wait_for", {"session_id": self.session_id, "text": text})
+
     async def fill_form(self, fields: Sequence[tuple[str, str, str]]) -> None:
         for _, ref, value in fields:  # one act per field: act has no multi-field form
             await self.fill(ref, value)
@@ -172,6 +178,9 @@ class PlaywrightAgent(Agent):
 
     async def fill(self, ref: str, value: str) -> Answer:
         return await self.call("browser_type", {"target": ref, "text": value})
+
+    async def wait_for_text(self, text: str) -> Answer:
+        return await self.call("browser_wait_for", {"text": text})
 
     async def fill_one_field_form(self, name: str, ref: str, value: str) -> Answer:
         await self.fill_form([(name, ref, value)])

@@ -54,9 +54,10 @@ LOGIN = _page(
     '<p id="error" role="alert" hidden>Wrong email or password.</p>'
     '<button type="submit">Sign in</button></form>'
     '<a href="/forgot">Forgot your password?</a></main>'
-    "<script>document.getElementById('f').addEventListener('submit', e => {"
-    "if (document.getElementById('password').value !== 'hunter2') {"
-    "e.preventDefault(); document.getElementById('error').hidden = false; }});</script>",
+    "<script>document.getElementById('f').addEventListener('submit', e => { e.preventDefault();"
+    "if (document.getElementById('password').value !== 'correct horse') {"
+    "document.getElementById('error').hidden = false; return; }"
+    "setTimeout(() => { location.href = 'welcome.html'; }, 150); });</script>",
 )
 
 WELCOME = _page(
@@ -68,7 +69,7 @@ WELCOME = _page(
 def _shop() -> str:
     products = "".join(
         f'<li data-cat="{("shoes", "bags", "hats")[i % 3]}"><h3>Product {i}</h3><p>{9 + i}.99 EUR</p>'
-        f'<button class="add">Add to cart</button></li>'
+        f'<button class="add" aria-label="Add Product {i} to cart">Add to cart</button></li>'
         for i in range(60)
     )
     return _page(

@@ -239,7 +239,8 @@ def test_the_acting_bench_counts_every_answer_of_the_login(quick_run: QuickRun) 
         assert login[side]["bytes"]["median"] == sum(step["bytes"] for step in steps)
         assert all(step["bytes"] > 0 for step in steps)
     assert [step["tool"] for step in r["login_steps"]["chaser"]][:2] == ["navigate", "snapshot"]
-    assert {step["tool"] for step in r["login_steps"]["chaser"][2:]} == {"act"}
+    # then act (fill, fill, tap), and wait_for if the tap's answer did not show the next page yet
+    assert "act" in {step["tool"] for step in r["login_steps"]["chaser"][2:]} <= {"act", "wait_for"}
 
 
 def test_without_playwright_mcp_the_comparison_says_so_and_measures_chaser_alone(tmp_path: Path) -> None:
