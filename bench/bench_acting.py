@@ -70,7 +70,7 @@ ACCEPT_COOKIES = Field(("button",), "Accept")
 ADD_TO_CART = Field(("button",), "to cart")  # "Add <product> to cart"
 CREDENTIALS = ("ada@example.com", "correct horse")  # the test page's own, not a secret
 WELCOME = "Welcome"  # the next page's title and heading
-FIND_QUERY = ("docs.html", "section3_item7")  # one link among ~200
+FIND_QUERY = ("docs.html", "Privacy")  # one link among ~200
 SNAPSHOT_PAGES = ("docs.html", "login.html", "shop.html")
 CHASER_PAGE_TOOLS = {"snapshot", "find", "act"}
 
