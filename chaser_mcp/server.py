@@ -19,10 +19,11 @@ from pydantic import ValidationError
 from . import __version__
 from ._ids import key_fingerprint
 from .api import ChaserClient
+from .browser.links import PageLinks
 from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
-from .tools import ConversationOf, PageTools, SessionTools
+from .tools import ConversationOf, PageTools, SessionPages, SessionTools
 
 INSTRUCTIONS = """\
 Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until
@@ -59,6 +60,8 @@ class ServerState:
     clients_by_key_id: dict[str, ChaserClient] = field(default_factory=dict)
     # Run at shutdown after every conversation is cleaned up (the local backend's browsers).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The open CDP links to sessions' pages; the transport runs ``links.run()`` for the process's life.
+    links: PageLinks = field(default_factory=PageLinks)
 
     def __post_init__(self) -> None:
         if self.client.api_key:
@@ -125,6 +128,7 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     )
     resolve = conversation_of or single_conversation(state)
     SessionTools(state.settings, state.conversations, resolve).register(server)
-    PageTools(state.settings, resolve).register(server)
+    pages = SessionPages(state.settings, state.links)
+    PageTools(state.settings, resolve, pages).register(server)
     register_prompts(server)
     return server

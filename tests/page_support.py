@@ -119,7 +119,10 @@ async def local_mcp(**settings_changes: Any) -> AsyncIterator[LocalHarness]:
             conversations = Conversations(cleanup_timeout=settings.cleanup_timeout)
             state = ServerState(settings, client, conversations)
             try:
-                yield LocalHarness(api, state, build_server(state))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(state.links.run)
+                    yield LocalHarness(api, state, build_server(state))
+                    tg.cancel_scope.cancel()
             finally:
                 with anyio.CancelScope(shield=True):
                     await conversations.shutdown("test module finished")

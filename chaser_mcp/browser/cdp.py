@@ -26,7 +26,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -357,6 +357,51 @@ class CDPConnection:
         if reply.error is not None:
             raise reply.error
         return reply.result
+
+    async def send_all(
+        self,
+        commands: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        session_id: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> list[dict[str, Any]]:
+        """Write several commands back to back, then wait for every answer (their results, in order).
+
+        The browser runs one session's commands in the order they arrive, but some wait for the
+        page to run: a tab paused at start (``waitForDebuggerOnStart``) answers ``Page.enable``
+        only once ``Runtime.runIfWaitingForDebugger`` has arrived. Sent one by one, such a
+        sequence would wait forever; pipelined, it is set up before the page runs a line.
+        """
+        if self._close_reason is not None:
+            raise self._closed_error()
+        replies: list[tuple[int, _Reply]] = []
+        try:
+            for method, params in commands:
+                message_id = next(self._ids)
+                message: dict[str, Any] = {"id": message_id, "method": method, "params": dict(params)}
+                if session_id is not None:
+                    message["sessionId"] = session_id
+                reply = self._pending[message_id] = _Reply(method)
+                replies.append((message_id, reply))
+                try:
+                    await self._transport.send(message)
+                except TransportClosed as exc:
+                    self._close_reason = self._close_reason or exc.reason
+                    raise self._closed_error() from None
+            results: list[dict[str, Any]] = []
+            for _, reply in replies:
+                try:
+                    with anyio.fail_after(timeout):
+                        await reply.arrived.wait()
+                except TimeoutError:
+                    raise CDPTimeout(f"{reply.method} got no answer within {timeout:g} s") from None
+                if reply.error is not None:
+                    raise reply.error
+                results.append(reply.result)
+            return results
+        finally:
+            for message_id, _ in replies:
+                self._pending.pop(message_id, None)
 
     def listen(self, *methods: str, session_id: str | None = None) -> EventStream:
         """Subscribe to ``methods`` on ``session_id`` (None: browser-level events)."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .cdp import CDPConnection, CDPException, EventStream
+if TYPE_CHECKING:  # imported on use: websockets is for servers that browse
+    from .cdp import CDPConnection, EventStream
 
 __all__ = ["DEFAULT_TIMEOUT", "NoPage", "Page", "PageError", "PageScriptError", "attach_to_page", "open_page"]
 
@@ -75,6 +76,8 @@ class Page:
 
 async def attach_to_page(cdp: CDPConnection, timeout: float) -> Page:
     """Attach (flat) to the session's current page: the visible tab, else the newest."""
+    from .cdp import CDPException
+
     targets = await cdp.send("Target.getTargets", timeout=timeout)
     pages = [t for t in targets.get("targetInfos", []) if t.get("type") == "page"]
     if not pages:
@@ -102,6 +105,8 @@ async def attach_to_page(cdp: CDPConnection, timeout: float) -> Page:
 
 
 async def _is_visible(page: Page, timeout: float) -> bool:
+    from .cdp import CDPException
+
     try:
         value = await page.evaluate("document.visibilityState", timeout=timeout)
     except (CDPException, PageScriptError):
@@ -114,6 +119,8 @@ async def open_page(
     cdp_url: str, *, headers: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> AsyncIterator[Page]:
     """A page of the session for the length of one block: connect, attach, and detach afterwards."""
+    from .cdp import CDPConnection, CDPException
+
     async with CDPConnection.connect(cdp_url, headers=headers, open_timeout=timeout) as cdp:
         page = await attach_to_page(cdp, timeout)
         try:

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chaser_mcp.browser.cdp import CDPConnection
-
 
 @dataclass(frozen=True)
 class DeviceProfile:
@@ -84,41 +82,37 @@ def chrome_version_from_product(product: str) -> str:
     return match.group(1) if match else "0.0.0.0"
 
 
-async def apply_device(cdp: CDPConnection, session_id: str, device: DeviceProfile) -> None:
-    """Apply ``device`` to one page target (attached with ``flatten``).
+def device_commands(device: DeviceProfile) -> list[tuple[str, dict[str, Any]]]:
+    """The CDP commands that make one page target (attached with ``flatten``) look like ``device``.
 
-    Overrides belong to the CDP session that set them: they last while that session
+    Overrides belong to the CDP session that sends them: they last while that session
     stays attached, so the caller keeps it attached for the page's life. The UA
     override takes effect from the next navigation.
     """
-    await cdp.send(
-        "Emulation.setDeviceMetricsOverride",
-        {
-            "width": device.width,
-            "height": device.height,
-            "deviceScaleFactor": device.device_scale_factor,
-            "mobile": True,
-            "screenWidth": device.width,
-            "screenHeight": device.height,
-            "screenOrientation": {"type": "portraitPrimary", "angle": 0},
-        },
-        session_id=session_id,
-    )
-    await cdp.send(
-        "Emulation.setTouchEmulationEnabled",
-        {"enabled": True, "maxTouchPoints": device.max_touch_points},
-        session_id=session_id,
-    )
-    await cdp.send(
-        "Emulation.setUserAgentOverride",
-        {
-            "userAgent": device.user_agent,
-            "acceptLanguage": "en-US,en;q=0.9",
-            "platform": "Linux armv81",
-            "userAgentMetadata": device.user_agent_metadata(),
-        },
-        session_id=session_id,
-    )
+    return [
+        (
+            "Emulation.setDeviceMetricsOverride",
+            {
+                "width": device.width,
+                "height": device.height,
+                "deviceScaleFactor": device.device_scale_factor,
+                "mobile": True,
+                "screenWidth": device.width,
+                "screenHeight": device.height,
+                "screenOrientation": {"type": "portraitPrimary", "angle": 0},
+            },
+        ),
+        ("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": device.max_touch_points}),
+        (
+            "Emulation.setUserAgentOverride",
+            {
+                "userAgent": device.user_agent,
+                "acceptLanguage": "en-US,en;q=0.9",
+                "platform": "Linux armv81",
+                "userAgentMetadata": device.user_agent_metadata(),
+            },
+        ),
+    ]
 
 
-__all__ = ["DeviceProfile", "apply_device", "chrome_version_from_product", "pixel_7"]
+__all__ = ["DeviceProfile", "chrome_version_from_product", "device_commands", "pixel_7"]

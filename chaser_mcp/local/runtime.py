@@ -34,7 +34,7 @@ from chaser_mcp.browser.cdp import (
 )
 
 from .chromium import BrowserProcess, launch_browser
-from .emulation import DeviceProfile, apply_device, chrome_version_from_product, pixel_7
+from .emulation import DeviceProfile, chrome_version_from_product, device_commands, pixel_7
 
 log = logging.getLogger("chaser_mcp.local.runtime")
 
@@ -138,17 +138,25 @@ class LocalBrowser:
         info = event.params.get("targetInfo") or {}
         try:
             if info.get("type") == "page":
-                await apply_device(self.cdp, session_id, self.device)
-                # Scripts for new documents only run on a session with the Page domain enabled.
-                await self.cdp.send("Page.enable", session_id=session_id)
-                await self.cdp.send(
-                    "Page.addScriptToEvaluateOnNewDocument",
-                    {"source": _PLATFORM_SHIM % f'"{_ANDROID_PLATFORM}"'},
+                # Pipelined: a tab the page opened (target=_blank, window.open) answers Page.enable
+                # only after it is let go, and every command before the release applies first.
+                await self.cdp.send_all(
+                    [
+                        *device_commands(self.device),
+                        # Scripts for new documents only run on a session with the Page domain enabled.
+                        ("Page.enable", {}),
+                        (
+                            "Page.addScriptToEvaluateOnNewDocument",
+                            {"source": _PLATFORM_SHIM % f'"{_ANDROID_PLATFORM}"'},
+                        ),
+                        ("Runtime.runIfWaitingForDebugger", {}),
+                    ],
                     session_id=session_id,
                 )
                 self._pages[session_id] = str(info.get("targetId"))
                 self._first_page.set()
-            await self.cdp.send("Runtime.runIfWaitingForDebugger", session_id=session_id)
+            else:
+                await self.cdp.send("Runtime.runIfWaitingForDebugger", session_id=session_id)
             if info.get("type") != "page":
                 # Browser UI and workers need nothing from us: let them go.
                 await self.cdp.send("Target.detachFromTarget", {"sessionId": session_id})

@@ -1,8 +1,8 @@
 """The MCP tools: ``sessions`` (the session API), ``pages`` (browsing a session over CDP), the
 shared plumbing in ``_common``, and the sentences a model reads on failure in ``errors``."""
 
-from ._common import ConversationOf
+from ._common import ConversationOf, SessionPages
 from .pages import PageTools
 from .sessions import SessionTools
 
-__all__ = ["ConversationOf", "PageTools", "SessionTools"]
+__all__ = ["ConversationOf", "PageTools", "SessionPages", "SessionTools"]

@@ -16,12 +16,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, Field
 
+from .._ids import key_fingerprint
 from ..api import SESSION_ID_PATTERN, ChaserError
 from ..config import Settings
 from ..conversations import Conversation
 from .errors import explain
 
 if TYPE_CHECKING:
+    from ..browser.links import PageLink, PageLinks
     from ..browser.page import Page
 
 __all__ = [
@@ -127,8 +129,10 @@ class SessionPages:
     """How a page tool reaches a session's page: look the session up with the conversation's key
     (which is what decides access), then open its page over the session's ``cdp_url``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, links: PageLinks | None = None) -> None:
+        """``links`` is the server's pool (kept open across calls); without one, each call links anew."""
         self._settings = settings
+        self._links = links
 
     async def cdp_target(self, conversation: Conversation, session_id: str) -> tuple[str, dict[str, str]]:
         """The session's CDP URL, and the headers its websocket handshake needs."""
@@ -151,21 +155,39 @@ class SessionPages:
         return session.cdp_url, headers
 
     @contextlib.asynccontextmanager
-    async def open(self, conversation: Conversation, session_id: str) -> AsyncIterator[Page]:
-        """The session's current page for the length of one block; a failure to reach it is a ToolError."""
-        # Imported on use: the CDP client and websockets are for conversations that browse.
+    async def open_link(self, conversation: Conversation, session_id: str) -> AsyncIterator[PageLink]:
+        """The session's page link (``browser/links.py``), held by this call for the block.
+
+        A failure to reach the browser is a ToolError; so is anything else a page operation
+        raises past the block, for it to read as one sentence.
+        """
         from ..browser.cdp import CDPException
-        from ..browser.page import PageError, open_page
+        from ..browser.links import PageLinks
+        from ..browser.page import PageError
 
         cdp_url, headers = await self.cdp_target(conversation, session_id)
+        links = self._links if self._links is not None else PageLinks()
+        key = f"{key_fingerprint(conversation.api.api_key or '')}/{session_id}"
         async with contextlib.AsyncExitStack() as stack:
             try:
-                page = await stack.enter_async_context(
-                    open_page(cdp_url, headers=headers, timeout=self._settings.timeout)
+                link = await stack.enter_async_context(
+                    links.use(key, cdp_url, headers=headers, timeout=self._settings.timeout)
                 )
-            except (CDPException, PageError) as exc:
+            except (CDPException, PageError, TimeoutError) as exc:
                 raise ToolError(
                     f"Could not reach the browser of {session_id} ({exc}). Try again; if it keeps failing, "
                     "call get_session to check that it is still ready."
                 ) from exc
-            yield page
+            yield link
+
+    @contextlib.asynccontextmanager
+    async def open(self, conversation: Conversation, session_id: str) -> AsyncIterator[Page]:
+        """The session's current page for the block; a dialog blocking it is a ToolError saying so."""
+        from ..browser.links import DialogOpen
+
+        async with self.open_link(conversation, session_id) as link:
+            try:
+                link.check_no_dialog()
+            except DialogOpen as exc:
+                raise ToolError(str(exc)) from exc
+            yield link.page

@@ -46,10 +46,10 @@ class PageRead(BaseModel):
 class PageTools:
     """navigate and read_page, bound to one server's settings and conversations."""
 
-    def __init__(self, settings: Settings, conversation_of: ConversationOf) -> None:
+    def __init__(self, settings: Settings, conversation_of: ConversationOf, pages: SessionPages) -> None:
         self._settings = settings
         self._conversation_of = conversation_of
-        self._pages = SessionPages(settings)
+        self._pages = pages
 
     def register(self, server: MCPServer) -> None:
         add_tool(server, self.navigate, "Open a page", CHANGE)

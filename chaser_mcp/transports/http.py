@@ -72,6 +72,7 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
         async with server.session_manager.run(), anyio.create_task_group() as tg:
             tg.start_soon(health.watch, IDLE_SWEEPER, state.conversations.sweep_idle_forever)
             tg.start_soon(health.watch, PENDING_DELETES, state.conversations.pending.run)
+            tg.start_soon(state.links.run)  # the CDP links page tools keep open across calls
             try:
                 with health.running(SESSION_MANAGER):
                     yield

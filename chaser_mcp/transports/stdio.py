@@ -67,6 +67,7 @@ async def serve_stdio(state: ServerState, server: MCPServer) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(exit_on_signal)
         tg.start_soon(state.conversations.pending.run)  # retries deletes that failed, while we run
+        tg.start_soon(state.links.run)  # the CDP links page tools keep open across calls
         with serve_scope:
             await server.run_stdio_async()
         if stopping:  # a signal's cleanup is running and ends the process
