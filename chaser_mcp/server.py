@@ -23,7 +23,7 @@ from .browser.links import PageLinks
 from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
-from .tools import ConversationOf, PageTools, SessionPages, SessionTools
+from .tools import ConversationOf, PageTools, SessionPages, SessionTools, SnapshotTools
 
 INSTRUCTIONS = """\
 Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until
@@ -130,5 +130,6 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     SessionTools(state.settings, state.conversations, resolve).register(server)
     pages = SessionPages(state.settings, state.links)
     PageTools(state.settings, resolve, pages).register(server)
+    SnapshotTools(state.settings, resolve, pages).register(server)
     register_prompts(server)
     return server

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.anyio
 GOLDEN = Path(__file__).resolve().parent / "golden" / "tools_list.json"
 # Measured at 11,424 bytes (compact JSON of the whole tools/list result in the 2026-07-28 era, which adds
 # serverInfo in _meta; 11,274 in the handshake era), plus about 15 %. Raising it is a decision, not a chore:
-# the list rides along with every prompt.
-TOOLS_LIST_BYTE_BUDGET = 13_150
+# the list rides along with every prompt. With snapshot and find it measured 13,900 (2026-07-28 era; each
+# under 700 bytes model-facing, 586 a tool on average): raised to 14,000 for those two alone.
+TOOLS_LIST_BYTE_BUDGET = 14_000
 READ_TOOLS = {"list_sessions", "get_session", "take_screenshot", "read_page"}
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 
@@ -148,3 +149,25 @@ async def test_the_whole_tools_list_stays_under_its_byte_budget(mcp_client: Clie
     size = len(json.dumps(await _tools_list(mcp_client), separators=(",", ":"), ensure_ascii=False).encode())
 
     assert size <= TOOLS_LIST_BYTE_BUDGET, f"tools/list is {size} bytes, budget {TOOLS_LIST_BYTE_BUDGET}"
+
+
+# What a model reads of a tool (its name, description and input schema), averaged over the list: the
+# page tools made the list long, so each tool pays for its words.
+MODEL_FACING_BYTES_PER_TOOL = 600
+
+
+async def test_what_a_model_reads_of_each_tool_averages_at_most_600_bytes(mcp_client: Client) -> None:
+    tools = _tools(await _tools_list(mcp_client))
+    sizes = {
+        tool["name"]: len(
+            json.dumps(
+                {key: tool.get(key) for key in ("name", "description", "inputSchema")},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        )
+        for tool in tools
+    }
+    average = sum(sizes.values()) / len(sizes)
+
+    assert average <= MODEL_FACING_BYTES_PER_TOOL, f"{average:.0f} bytes per tool on average: {sizes}"
