@@ -26,8 +26,8 @@ Run (``--quick``: one round, seconds; the test suite runs it)::
     python -m bench.bench_acting [--rounds 15] [--playwright-mcp-dir DIR]
 
 A page the tests do not have yet is served from a stand-in (``bench/standin_pages.py``), and the result
-says which. Without Playwright MCP, or without chaser-mcp's page tools, the missing side is recorded as
-not measured (with why) and the other is measured alone; the run still exits 0.
+says which. Without Playwright MCP, or without the chaser-mcp page tools a task needs, the missing side is
+recorded as not measured (with why) and the other is measured alone; the run still exits 0.
 """
 
 from __future__ import annotations
@@ -72,7 +72,11 @@ CREDENTIALS = ("ada@example.com", "correct horse")  # the test page's own, not a
 WELCOME = "Welcome"  # the next page's title and heading
 FIND_QUERY = ("docs.html", "Privacy")  # one link among ~200
 SNAPSHOT_PAGES = ("docs.html", "login.html", "shop.html")
-CHASER_PAGE_TOOLS = {"snapshot", "find", "act"}
+
+# The chaser-mcp tools each task needs (Playwright MCP has all of its own): a task whose tools a build
+# lacks is measured on the Playwright MCP side only, and the result says which.
+TASK_TOOLS = {"find": {"find"}, "tap": {"snapshot", "act"}, "fill": {"snapshot", "act"}}
+LOGIN_TOOLS = {"snapshot", "act"}
 
 # (label, task, chaser metric, Playwright metric, target): the comparisons reported as ratios.
 COMPARISONS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -245,8 +249,12 @@ async def chaser_tools(spec: ServerSpec, logdir: Path) -> set[str]:
         return {tool.name for tool in (await server.client.list_tools()).tools}
 
 
+def chaser_can(task: str, tools: set[str]) -> bool:
+    return TASK_TOOLS.get(task, LOGIN_TOOLS if task == "login" else {"snapshot"}) <= tools
+
+
 async def measure(
-    specs: Sequence[ServerSpec], site: Site, rounds: int, logdir: Path
+    specs: Sequence[ServerSpec], site: Site, rounds: int, logdir: Path, chaser_has: set[str]
 ) -> tuple[dict[str, dict[str, dict[str, list[float]]]], dict[str, list[dict[str, Any]]]]:
     """samples[task][side][metric] over the rounds, and each side's login, call by call (last round)."""
     plan = tasks()
@@ -261,6 +269,8 @@ async def measure(
         for i in range(rounds):
             for name, task in plan.items():
                 for agent in agents if i % 2 == 0 else reversed(agents):
+                    if isinstance(agent, ChaserAgent) and not chaser_can(name, chaser_has):
+                        continue
                     metrics = await task(agent, site)
                     if name == "login":
                         steps[agent.name] = [
@@ -314,16 +324,17 @@ async def run(rounds: int, playwright: tuple[Path | None, str], quick: bool) -> 
         site = Site(pages.base_url, standins)
         result["pages"] = site.sources()
         specs: list[ServerSpec] = []
-        missing = CHASER_PAGE_TOOLS - await chaser_tools(chaser_spec(workdir), workdir)
+        has = await chaser_tools(chaser_spec(workdir), workdir)
+        skipped = [task for task in tasks() if not chaser_can(task, has)]
         result["chaser"] = {
-            "measured": not missing,
-            "reason": f"its tools/list has no {', '.join(sorted(missing))}" if missing else "",
+            "measured": len(skipped) < len(tasks()),
+            "reason": f"its tools/list lacks what {', '.join(skipped)} need" if skipped else "",
         }
-        if not missing:
+        if result["chaser"]["measured"]:
             specs.append(chaser_spec(workdir))
         if playwright_dir is not None:
             specs.append(playwright_spec(playwright_dir, workdir))
-        samples, steps = await measure(specs, site, rounds, workdir) if specs else ({}, {})
+        samples, steps = await measure(specs, site, rounds, workdir, has) if specs else ({}, {})
     result["results"] = {
         task: {side: {key: summary(v) for key, v in metrics.items()} for side, metrics in by_side.items()}
         for task, by_side in samples.items()
@@ -344,8 +355,9 @@ def shown_value(metric: str, s: dict[str, float]) -> str:
 
 def report(result: dict[str, Any]) -> None:
     for side in (CHASER, "playwright_mcp"):
-        if not result[side]["measured"]:
-            print(f"{side}: not measured ({result[side]['reason']})")
+        if result[side]["reason"]:
+            measured = "partly measured" if result[side]["measured"] else "not measured"
+            print(f"{side}: {measured} ({result[side]['reason']})")
     standins = [name for name, source in result["pages"].items() if source == "stand-in"]
     if standins:
         print(f"stand-in pages (not yet in tests/pages): {', '.join(standins)}")
@@ -359,8 +371,12 @@ def report(result: dict[str, Any]) -> None:
     if result["ratios"]:
         print("chaser / Playwright MCP (median; below 1 = chaser smaller or faster):")
         for row in result["ratios"]:
-            goal = f"  (target {row['target']}: {'meets' if row['meets_target'] else 'misses'})"
-            print(f"  {row['comparison']:<45} {row['ratio_median']:6.2f}x{goal if row['target'] else ''}")
+            goal = (
+                f"  (target {row['target']}: {'meets' if row['meets_target'] else 'misses'})"
+                if row["target"]
+                else ""
+            )
+            print(f"  {row['comparison']:<45} {row['ratio_median']:6.2f}x{goal}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

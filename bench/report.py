@@ -297,11 +297,11 @@ def acting_section(r: dict[str, Any]) -> list[str]:
     if missing:
         return [head + f": not measured in this report ({'; '.join(missing)})."]
     standins = [name for name, source in r["pages"].items() if source == "stand-in"]
+    caveats = [f"stand-in pages: {', '.join(standins)}"] if standins else []
+    if r["chaser"]["reason"]:
+        caveats.append(f"chaser-mcp: {r['chaser']['reason']}")
     lines = [
-        head
-        + f", {r['rounds']} interleaved rounds"
-        + (f" (stand-in pages: {', '.join(standins)})" if standins else "")
-        + ":",
+        head + f", {r['rounds']} interleaved rounds" + (f" ({'; '.join(caveats)})" if caveats else "") + ":",
         "",
         f"| measurement (median) | chaser-mcp | Playwright MCP {r['machine']['playwright_mcp']} "
         "| chaser / Playwright (target) |",
@@ -318,6 +318,8 @@ def acting_section(r: dict[str, Any]) -> list[str]:
             ratio = f"**{ratio}** ({target})"
         lines.append(f"| {row['comparison']} | {chaser} | {acting_cell(row['playwright'])} | {ratio} |")
     steps = r["login_steps"]
+    if "chaser" not in steps:
+        return lines
     lines += [
         "",
         "The login, call by call: chaser-mcp "
