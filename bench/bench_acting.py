@@ -75,8 +75,13 @@ SNAPSHOT_PAGES = ("docs.html", "login.html", "shop.html")
 
 # The chaser-mcp tools each task needs (Playwright MCP has all of its own): a task whose tools a build
 # lacks is measured on the Playwright MCP side only, and the result says which.
-TASK_TOOLS = {"find": {"find"}, "tap": {"snapshot", "act"}, "fill": {"snapshot", "act"}}
-LOGIN_TOOLS = {"snapshot", "act"}
+# (Every snapshot task needs ``snapshot`` alone.)
+TASK_TOOLS = {
+    "find": {"find"},
+    "tap": {"snapshot", "act"},
+    "fill": {"snapshot", "act"},
+    "login": {"snapshot", "act"},
+}
 
 # (label, task, chaser metric, Playwright metric, target): the comparisons reported as ratios.
 COMPARISONS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -250,7 +255,7 @@ async def chaser_tools(spec: ServerSpec, logdir: Path) -> set[str]:
 
 
 def chaser_can(task: str, tools: set[str]) -> bool:
-    return TASK_TOOLS.get(task, LOGIN_TOOLS if task == "login" else {"snapshot"}) <= tools
+    return TASK_TOOLS.get(task, {"snapshot"}) <= tools
 
 
 async def measure(
