@@ -27,7 +27,7 @@ import anyio
 
 from ._ids import key_fingerprint
 from .api import ChaserClient
-from .store import MAX_SESSION_SECONDS, OwnershipStore, PendingDeletes, delete_sessions
+from .store import MAX_SESSION_SECONDS, DeleteOutcome, OwnershipStore, PendingDeletes, delete_sessions
 
 log = logging.getLogger("chaser_mcp.conversations")
 
@@ -334,6 +334,30 @@ class Conversations:
                     tg.start_soon(end_one, conversation_id)
         return reports
 
+    async def discard(self, conversation: Conversation, session_id: str) -> bool:
+        """Delete one owned session that nobody will use again, now: shielded from cancellation and
+        bounded by ``cleanup_timeout``; if that fails it becomes a pending delete, retried until it
+        is gone. Returns whether it is gone already. For tools that create a session for one call."""
+        with anyio.CancelScope(shield=True):
+            outcome = await self._delete_owned(conversation, [session_id], self._cleanup_timeout)
+        if outcome.failed:
+            log.warning("could not delete %s now, retrying it: %s", session_id, outcome.failed[0][1])
+        return session_id in outcome.done
+
+    async def _delete_owned(
+        self, conversation: Conversation, session_ids: list[str], budget: float
+    ) -> DeleteOutcome:
+        """Delete these owned sessions within ``budget``; what fails becomes a pending delete."""
+        outcome = await delete_sessions([(sid, conversation.api) for sid in session_ids], timeout=budget)
+        for session_id in outcome.done:
+            await self.record_closed(conversation, session_id)
+        for session_id, exc in outcome.unexpected:
+            log.error("deleting %s failed unexpectedly; retrying it", session_id, exc_info=exc)
+        for session_id, why in outcome.failed:
+            owned = conversation.sessions[session_id]
+            await self.pending.add(session_id, conversation.api, expires_at=owned.expires_at, reason=why)
+        return outcome
+
     async def _clean(self, conversation: Conversation, reason: str, budget: float) -> CleanupReport:
         # Shielded: cleanup runs while the server is being cancelled (signal, stream closed),
         # and a half-finished cleanup is exactly how a paid session leaks.
@@ -341,14 +365,7 @@ class Conversations:
             conversation.cleaned = True
             targets = conversation.pending_cleanup()
             kept = tuple(s.session_id for s in conversation.sessions.values() if s.persist and not s.closed)
-            outcome = await delete_sessions([(sid, conversation.api) for sid in targets], timeout=budget)
-            for session_id in outcome.done:
-                await self.record_closed(conversation, session_id)
-            for session_id, exc in outcome.unexpected:
-                log.error("deleting %s failed unexpectedly; retrying it", session_id, exc_info=exc)
-            for session_id, why in outcome.failed:
-                owned = conversation.sessions[session_id]
-                await self.pending.add(session_id, conversation.api, expires_at=owned.expires_at, reason=why)
+            outcome = await self._delete_owned(conversation, targets, budget)
         return CleanupReport(
             conversation_id=conversation.id,
             reason=reason,

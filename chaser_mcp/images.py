@@ -27,6 +27,7 @@ __all__ = [
     "ImageFormat",
     "base64_length",
     "fit_screenshot",
+    "human_bytes",
 ]
 
 ImageFormat = Literal["auto", "png", "jpeg", "webp"]
@@ -76,11 +77,11 @@ class FittedImage:
     def summary(self) -> str:
         """One short line for the text block next to the image: what the model is looking at."""
         fmt = _LABEL.get(self.mime_type.removeprefix("image/").upper(), self.mime_type)
-        head = f"{fmt} {self.width}x{self.height}, {_human_bytes(len(self.data))}"
+        head = f"{fmt} {self.width}x{self.height}, {human_bytes(len(self.data))}"
         if not self.changes:
             return f"{head}, original screenshot unchanged"
         original = f"original PNG {self.original_width}x{self.original_height}, "
-        return f"{head}; {', '.join(self.changes)}; {original}{_human_bytes(self.original_bytes)}"
+        return f"{head}; {', '.join(self.changes)}; {original}{human_bytes(self.original_bytes)}"
 
 
 def base64_length(n: int) -> int:
@@ -317,7 +318,7 @@ def _encode(image: Image.Image, codec: _Codec, quality: int | None) -> bytes:
     return buffer.getvalue()
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     """Decimal units, matching how the 1 MB client limit is stated."""
     if n < 1000:
         return f"{n} B"

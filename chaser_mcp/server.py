@@ -23,7 +23,16 @@ from .browser.links import PageLinks
 from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
-from .tools import ConversationOf, PageTools, SessionPages, SessionTools, SnapshotTools
+from .tools import (
+    ActTools,
+    ConversationOf,
+    OneCallTools,
+    PageTools,
+    SessionPages,
+    SessionTools,
+    SnapshotTools,
+    WaitTools,
+)
 
 INSTRUCTIONS = """\
 Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until
@@ -127,9 +136,12 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
         log_level=state.settings.log_level,
     )
     resolve = conversation_of or single_conversation(state)
-    SessionTools(state.settings, state.conversations, resolve).register(server)
     pages = SessionPages(state.settings, state.links)
+    SessionTools(state.settings, state.conversations, resolve, pages).register(server)
     PageTools(state.settings, resolve, pages).register(server)
     SnapshotTools(state.settings, resolve, pages).register(server)
+    ActTools(state.settings, resolve, pages).register(server)
+    WaitTools(state.settings, resolve, pages).register(server)
+    OneCallTools(state.settings, state.conversations, resolve, pages).register(server)
     register_prompts(server)
     return server

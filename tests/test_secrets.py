@@ -63,6 +63,12 @@ async def _every_tool(client: Client, fake: FakeChaser) -> list[CallToolResult]:
         ("navigate", {"session_id": starting, "url": "https://example.com/"}),
         ("read_page", {"session_id": "sess_missing"}),
         ("read_page", {"session_id": starting}),
+        ("snapshot", {"session_id": "sess_missing"}),
+        ("find", {"session_id": starting, "query": "x"}),
+        ("wait_for", {"session_id": "sess_missing", "text": "x"}),
+        ("wait_for", {"session_id": starting, "text": "x"}),
+        ("screenshot_url", {"url": "javascript:alert(1)"}),
+        ("read_url", {"url": "file:///etc/passwd"}),
     ]
     inventory = {tool.name for tool in (await client.list_tools()).tools}
     assert inventory == {"create_session", *(tool for tool, _ in calls)}, "give every tool a call here"
@@ -78,7 +84,7 @@ async def test_the_key_appears_in_no_tool_result_and_no_debug_log_line(
 
     results = await _every_tool(mcp_client, fake_chaser)
 
-    assert sum(r.is_error for r in results) == 8  # the failures above really failed
+    assert sum(r.is_error for r in results) == 14  # the failures above really failed
     for result in results:
         assert KEY not in _visible(result)
     assert caplog.records, "nothing was logged at DEBUG: this test would prove nothing"

@@ -6,13 +6,14 @@ could not do; ``journal`` is the crash journal (a SQLite file, schema in ``schem
 runs; ``reaper`` deletes what dead owners left behind.
 """
 
-from .deletes import PendingDeletes, delete_sessions
+from .deletes import DeleteOutcome, PendingDeletes, delete_sessions
 from .journal import SessionJournal, default_journal_path
 from .ownership import MAX_SESSION_SECONDS, OwnershipStore
 from .reaper import reap_orphans, reap_periodically
 
 __all__ = [
     "MAX_SESSION_SECONDS",
+    "DeleteOutcome",
     "OwnershipStore",
     "PendingDeletes",
     "SessionJournal",

@@ -8,10 +8,8 @@ Input limits live in the signatures, so bad input is refused before any request.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
@@ -19,14 +17,36 @@ from typing import Annotated, Literal, TypeVar
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from ..api import ChaserError, Session, SessionNotFound, SessionNotOpen
 from ..config import Settings
-from ..conversations import Conversation, ConversationEnded, Conversations
-from ._common import CHANGE, COMPACT, DESTROY, READ, ConversationOf, SessionId, add_tool, api_error, call_api
+from ..conversations import Conversation, Conversations
+from ..images import ImageFormat
+from ._common import (
+    CHANGE,
+    COMPACT,
+    DESTROY,
+    READ,
+    ConversationOf,
+    SessionId,
+    SessionPages,
+    add_tool,
+    api_error,
+    call_api,
+)
+from ._lifecycle import SessionLifecycle
 from .errors import MISSING_KEY, explain
+from .screenshots import (
+    FullPage,
+    ImageFormatParam,
+    MaxWidth,
+    ScreenshotBlocks,
+    Target,
+    browser_capture,
+    describe,
+    image_answer,
+)
 
 __all__ = ["SessionTools"]
 
@@ -74,11 +94,19 @@ class PreviewLink(BaseModel):
 class SessionTools:
     """The six session tools, bound to one server's settings and conversations."""
 
-    def __init__(self, settings: Settings, conversations: Conversations, conversation_of: ConversationOf):
+    def __init__(
+        self,
+        settings: Settings,
+        conversations: Conversations,
+        conversation_of: ConversationOf,
+        pages: SessionPages,
+    ) -> None:
         self._settings = settings
         self._base_url = settings.base_url
         self._conversations = conversations
         self._conversation_of = conversation_of
+        self._pages = pages
+        self._life = SessionLifecycle(settings, conversations)
 
     def register(self, server: MCPServer) -> None:
         add_tool(server, self.create_session, "Create browser session", CHANGE)
@@ -100,39 +128,16 @@ class SessionTools:
         """Start a real mobile browser session (billed while open). It is deleted when this
         conversation ends unless persist is true; delete it yourself when done."""
         conversation = self._conversation_of(ctx)
-        try:
-            async with self._conversations.creating(conversation):
-                session = await conversation.api.create_session(
-                    ttl_seconds=ttl_seconds, profile=self._settings.profile
-                )
-                # Recorded before anything else can fail, so no later error loses track of it.
-                await self._conversations.record_created(
-                    conversation, session.id, persist=persist, ttl_seconds=ttl_seconds
-                )
-        except ConversationEnded as exc:
-            if exc.handed_off:
-                raise ToolError(
-                    f"This conversation ended while {exc.handed_off} was being created, so it is being "
-                    "deleted. Open a new conversation to create a session."
-                ) from exc
-            raise ToolError("This conversation is ending; no new session was created.") from exc
-        except ChaserError as exc:
-            raise ToolError(
-                explain(exc, base_url=self._base_url)
-                + " If the failure happened after the request was sent, a session may exist:"
-                " call list_sessions before creating another."
-            ) from exc
-        log.info("conversation %s created %s (persist=%s)", conversation.id, session.id, persist)
+        session = await self._life.create(conversation, ttl_seconds=ttl_seconds, persist=persist)
         if wait_until_ready and session.status == "creating":
             try:
-                session = await self._wait_until_ready(ctx, conversation, session)
+                session = await self._life.wait_until_ready(ctx, conversation, session)
             except BaseException:
                 # Cancelled (or crashed) while waiting: nobody will ever learn this id.
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self._settings.cleanup_timeout):
-                    await self._delete_quietly(conversation, session.id)
+                await self._conversations.discard(conversation, session.id)
                 raise
         if session.status == "error":
-            await self._delete_quietly(conversation, session.id)
+            await self._life.delete_quietly(conversation, session.id)
             raise ToolError(
                 f"Session {session.id} failed to start (ended_reason: {session.ended_reason or 'unknown'}) "
                 "and was deleted. Call create_session again; if it keeps failing, check https://chaser.sh."
@@ -211,18 +216,27 @@ class SessionTools:
         self,
         ctx: Context,
         session_id: SessionId,
-        max_width: Annotated[
-            int | None, Field(ge=64, le=4096, description="Downscale to at most this many pixels wide")
-        ] = None,
-        image_format: Annotated[
-            Literal["auto", "png", "jpeg", "webp"],
-            Field(description="auto: PNG when it fits the size budget, else JPEG"),
-        ] = "auto",
-    ) -> list[TextContent | ImageContent]:
-        """Capture the session's screen as an image (fitted to the client's size budget)."""
+        max_width: MaxWidth = None,
+        image_format: ImageFormatParam = "auto",
+        full_page: FullPage = False,
+        target: Target = "",
+    ) -> ScreenshotBlocks:
+        """Capture the screen, whole page or one element as an image within the size budget."""
+        conversation = self._conversation_of(ctx)
+        if full_page and target:
+            raise ToolError("Pass full_page or target, not both: the whole page already has every element.")
+        if full_page or target:  # the one switch to flip to capture everything in the browser
+            return await self._browser_screenshot(
+                conversation, session_id, full_page, target or None, image_format, max_width
+            )
+        return await self._api_screenshot(conversation, session_id, image_format, max_width)
+
+    async def _api_screenshot(
+        self, conversation: Conversation, session_id: str, image_format: ImageFormat, max_width: int | None
+    ) -> ScreenshotBlocks:
+        """The screen through the API's PNG endpoint, fitted to the budget (untouched when it fits)."""
         from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
 
-        conversation = self._conversation_of(ctx)
         png = await self._call_open(conversation, session_id, conversation.api.screenshot(session_id))
         try:
             fitted = await anyio.to_thread.run_sync(
@@ -235,11 +249,29 @@ class SessionTools:
             )
         except ValueError as exc:
             raise ToolError(f"The screenshot of {session_id} could not be used: {exc}") from exc
-        data = base64.b64encode(fitted.data).decode("ascii")
-        return [
-            TextContent(type="text", text=f"Screenshot of {session_id}: {fitted.summary()}"),
-            ImageContent(type="image", data=data, mime_type=fitted.mime_type),
-        ]
+        return image_answer(f"Screenshot of {session_id}: {fitted.summary()}", fitted.data, fitted.mime_type)
+
+    async def _browser_screenshot(
+        self,
+        conversation: Conversation,
+        session_id: str,
+        full_page: bool,
+        target: str | None,
+        image_format: ImageFormat,
+        max_width: int | None,
+    ) -> ScreenshotBlocks:
+        """The page, or one element, captured by the browser in the format asked for (capture.py)."""
+        async with self._pages.open(conversation, session_id) as page:
+            shot = await browser_capture(
+                page,
+                self._settings,
+                where=f"the page of {session_id}",
+                full_page=full_page,
+                target=target,
+                image_format=image_format,
+                max_width=max_width,
+            )
+        return image_answer(f"Screenshot of {session_id}, {describe(shot)}", shot.data, shot.mime_type)
 
     async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
         """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
@@ -262,39 +294,6 @@ class SessionTools:
             persist=conversation.is_persisted(session.id),
             note=note,
         )
-
-    async def _wait_until_ready(self, ctx: Context, conversation: Conversation, session: Session) -> Session:
-        """Poll with backoff until the session leaves ``creating``, reporting progress meanwhile."""
-        started = time.monotonic()
-        delay = 0.25
-        with anyio.move_on_after(self._settings.ready_timeout):
-            while session.status == "creating":
-                elapsed = time.monotonic() - started
-                await ctx.report_progress(
-                    elapsed,
-                    self._settings.ready_timeout,
-                    f"{session.id} is {session.status} ({elapsed:.0f} s)",
-                )
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                try:
-                    session = await conversation.api.get_session(session.id)
-                except ChaserError as exc:
-                    # The session exists and is owned; a failed poll must not lose it.
-                    log.warning("polling %s failed: %s", session.id, exc)
-        if session.status != "creating":
-            await ctx.report_progress(
-                time.monotonic() - started, self._settings.ready_timeout, f"{session.id} is {session.status}"
-            )
-        return session
-
-    async def _delete_quietly(self, conversation: Conversation, session_id: str) -> None:
-        try:
-            await conversation.api.delete_session(session_id)
-        except ChaserError as exc:
-            log.warning("could not delete %s now, it stays owned for cleanup: %s", session_id, exc)
-            return
-        await self._conversations.record_closed(conversation, session_id)
 
     async def _call_open(self, conversation: Conversation, session_id: str, call: Awaitable[T]) -> T:
         """An API call that needs the session open: a 409 says whether it is starting or over."""
