@@ -25,21 +25,18 @@ Run (``--quick``: one round, seconds; the test suite runs it)::
 
     python -m bench.bench_acting [--rounds 15] [--playwright-mcp-dir DIR]
 
-A page the tests do not have yet is served from a stand-in (``bench/standin_pages.py``), and the result
-says which. Without Playwright MCP, or without the chaser-mcp page tools a task needs, the missing side is
+Without Playwright MCP, or without the chaser-mcp page tools a task needs, the missing side is
 recorded as not measured (with why) and the other is measured alone; the run still exits 0.
 """
 
 from __future__ import annotations
 
 import functools
-import http.server
 import statistics
 import sys
 import tempfile
-import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +56,7 @@ from bench.bench_vs_playwright_mcp import (
     playwright_spec,
 )
 from bench.common import bench_arguments, new_result, percentile, shown, write_result
-from bench.standin_pages import STANDINS
-from tests.page_support import PAGES, serve_pages
+from tests.page_support import PagesSite, serve_pages
 
 # What the agents look for on the pages (role words and accessible names, as a model would read them).
 EMAIL = Field(("textbox",), "Email")
@@ -101,58 +97,10 @@ COMPARISONS: tuple[tuple[str, str, str, str, str], ...] = (
 Metrics = dict[str, float]
 
 
-# -- the pages -----------------------------------------------------------------------------------------
-
-
-class _StandinHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        page = STANDINS.get(self.path.split("?", 1)[0].lstrip("/"))
-        body = (page or "not found").encode()
-        self.send_response(200 if page else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8" if page else "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def serve_standins() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StandinHandler)
-    thread = threading.Thread(target=functools.partial(server.serve_forever, 0.05), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class Site:
-    """The test pages, each from ``tests/pages/`` when it is there, else from its stand-in."""
-
-    def __init__(self, pages_url: str, standins_url: str) -> None:
-        self.pages_url, self.standins_url = pages_url, standins_url
-
-    def url(self, name: str) -> str:
-        return f"{self.standins_url if self.is_standin(name) else self.pages_url}/{name}"
-
-    @staticmethod
-    def is_standin(name: str) -> bool:
-        return not (PAGES / name).is_file()
-
-    def sources(self) -> dict[str, str]:
-        names = (*SNAPSHOT_PAGES, "welcome.html")
-        return {name: "stand-in" if self.is_standin(name) else "tests/pages" for name in names}
-
-
 # -- the tasks: one agent, one measurement, one round ------------------------------------------------------
 
 
-async def snapshot_task(agent: Agent, site: Site, page: str) -> Metrics:
+async def snapshot_task(agent: Agent, site: PagesSite, page: str) -> Metrics:
     await agent.open(site.url(page))
     agent.take()
     await agent.snapshot()
@@ -165,7 +113,7 @@ async def snapshot_task(agent: Agent, site: Site, page: str) -> Metrics:
     }
 
 
-async def find_task(agent: Agent, site: Site) -> Metrics:
+async def find_task(agent: Agent, site: PagesSite) -> Metrics:
     page, query = FIND_QUERY
     await agent.open(site.url(page))
     agent.take()
@@ -175,7 +123,7 @@ async def find_task(agent: Agent, site: Site) -> Metrics:
     return {"bytes": found.text_bytes, "wire_bytes": found.wire_bytes, "seconds": found.seconds}
 
 
-async def tap_task(agent: Agent, site: Site) -> Metrics:
+async def tap_task(agent: Agent, site: PagesSite) -> Metrics:
     """Add one product to the cart: the page changes, the URL does not."""
     await agent.open(site.url("shop.html"))
     outline = await agent.snapshot()
@@ -191,7 +139,7 @@ async def tap_task(agent: Agent, site: Site) -> Metrics:
     return {"seconds": tapped.seconds, "bytes": tapped.text_bytes}
 
 
-async def fill_task(agent: Agent, site: Site) -> Metrics:
+async def fill_task(agent: Agent, site: PagesSite) -> Metrics:
     await agent.open(site.url("login.html"))
     email = ref_for(await agent.snapshot(), EMAIL)
     agent.take()
@@ -203,7 +151,7 @@ async def fill_task(agent: Agent, site: Site) -> Metrics:
     return metrics
 
 
-async def login_task(agent: Agent, site: Site) -> Metrics:
+async def login_task(agent: Agent, site: PagesSite) -> Metrics:
     """The whole login, every call timed and counted."""
     agent.take()
     await agent.open(site.url("login.html"))
@@ -225,7 +173,7 @@ async def login_task(agent: Agent, site: Site) -> Metrics:
     }
 
 
-Task = Callable[[Agent, Site], Awaitable[Metrics]]
+Task = Callable[[Agent, PagesSite], Awaitable[Metrics]]
 
 
 def tasks() -> dict[str, Task]:
@@ -259,7 +207,7 @@ def chaser_can(task: str, tools: set[str]) -> bool:
 
 
 async def measure(
-    specs: Sequence[ServerSpec], site: Site, rounds: int, logdir: Path, chaser_has: set[str]
+    specs: Sequence[ServerSpec], site: PagesSite, rounds: int, logdir: Path, chaser_has: set[str]
 ) -> tuple[dict[str, dict[str, dict[str, list[float]]]], dict[str, list[dict[str, Any]]]]:
     """samples[task][side][metric] over the rounds, and each side's login, call by call (last round)."""
     plan = tasks()
@@ -320,14 +268,8 @@ async def run(rounds: int, playwright: tuple[Path | None, str], quick: bool) -> 
         playwright_mcp={"measured": playwright_dir is not None, "reason": reason},
         rounds=rounds,
     )
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-acting-") as tmp,
-        serve_pages() as pages,
-        serve_standins() as standins,
-    ):
+    with tempfile.TemporaryDirectory(prefix="bench-acting-") as tmp, serve_pages() as site:
         workdir = Path(tmp)
-        site = Site(pages.base_url, standins)
-        result["pages"] = site.sources()
         specs: list[ServerSpec] = []
         has = await chaser_tools(chaser_spec(workdir), workdir)
         skipped = [task for task in tasks() if not chaser_can(task, has)]
@@ -363,9 +305,6 @@ def report(result: dict[str, Any]) -> None:
         if result[side]["reason"]:
             measured = "partly measured" if result[side]["measured"] else "not measured"
             print(f"{side}: {measured} ({result[side]['reason']})")
-    standins = [name for name, source in result["pages"].items() if source == "stand-in"]
-    if standins:
-        print(f"stand-in pages (not yet in tests/pages): {', '.join(standins)}")
     print(f"median of {result['rounds']} interleaved rounds:")
     for task, by_side in result["results"].items():
         for side, metrics in by_side.items():

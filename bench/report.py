@@ -296,12 +296,9 @@ def acting_section(r: dict[str, Any]) -> list[str]:
     missing = [r[side]["reason"] for side in ("chaser", "playwright_mcp") if not r[side]["measured"]]
     if missing:
         return [head + f": not measured in this report ({'; '.join(missing)})."]
-    standins = [name for name, source in r["pages"].items() if source == "stand-in"]
-    caveats = [f"stand-in pages: {', '.join(standins)}"] if standins else []
-    if r["chaser"]["reason"]:
-        caveats.append(f"chaser-mcp: {r['chaser']['reason']}")
+    partial = f" (chaser-mcp: {r['chaser']['reason']})" if r["chaser"]["reason"] else ""
     lines = [
-        head + f", {r['rounds']} interleaved rounds" + (f" ({'; '.join(caveats)})" if caveats else "") + ":",
+        head + f", {r['rounds']} interleaved rounds{partial}:",
         "",
         f"| measurement (median) | chaser-mcp | Playwright MCP {r['machine']['playwright_mcp']} "
         "| chaser / Playwright (target) |",
