@@ -26,6 +26,7 @@ BENCHES = {
     "http": "bench_http",
     "local": "bench_local",
     "vs_playwright_mcp": "bench_vs_playwright_mcp",
+    "acting": "bench_acting",
     "fault_soak": "bench_fault_soak",
 }
 
@@ -276,6 +277,60 @@ def vs_playwright_section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def acting_cell(side: dict[str, Any]) -> str:
+    """One side's median of one measurement, in the unit a reader expects."""
+    metric, median = side["metric"], side["median"]
+    if "seconds" in metric:
+        return f"{median * 1000:.0f} ms (p90 {side['p90'] * 1000:.0f})"
+    if "bytes" in metric:
+        return f"{median / 1000:.1f} KB" if median >= 1000 else f"{median:.0f} B"
+    return f"{median:g}"
+
+
+def acting_section(r: dict[str, Any]) -> list[str]:
+    head = (
+        "**Acting on pages against Playwright MCP** (`python -m bench.bench_acting`: both servers as in "
+        "the comparison above, each driven the way a model would drive it with its own tools, on the "
+        "test pages; bytes are the text of the answers, what a model reads)"
+    )
+    missing = [r[side]["reason"] for side in ("chaser", "playwright_mcp") if not r[side]["measured"]]
+    if missing:
+        return [head + f": not measured in this report ({'; '.join(missing)})."]
+    partial = f" (chaser-mcp: {r['chaser']['reason']})" if r["chaser"]["reason"] else ""
+    lines = [
+        head + f", {r['rounds']} interleaved rounds{partial}:",
+        "",
+        f"| measurement (median) | chaser-mcp | Playwright MCP {r['machine']['playwright_mcp']} "
+        "| chaser / Playwright (target) |",
+        "|---|---:|---:|---|",
+    ]
+    for row in r["ratios"]:
+        chaser = acting_cell(row["chaser"])
+        answers = r["results"][row["task"]]["chaser"].get("calls", {}).get("median", 1)
+        if row["task"].startswith("snapshot") and answers > 1:
+            chaser += f" in {answers:g} pages"  # a long snapshot comes in pages, all of them counted
+        ratio = x(row["ratio_median"])
+        if row["target"]:
+            target = f"{row['target'].replace('<= ', '≤ ')}{TIMES}: {verdict(row['meets_target'])}"
+            ratio = f"**{ratio}** ({target})"
+        lines.append(f"| {row['comparison']} | {chaser} | {acting_cell(row['playwright'])} | {ratio} |")
+    steps = r["login_steps"]
+    if "chaser" not in steps:
+        return lines
+    lines += [
+        "",
+        "The login, call by call: chaser-mcp "
+        + ", ".join(f"`{s['tool']}` {s['bytes']} B" for s in steps["chaser"])
+        + "; Playwright MCP "
+        + ", ".join(f"`{s['tool']}` {s['bytes']} B" for s in steps["playwright"])
+        + ". Playwright MCP fills both fields in one `browser_fill_form`; its navigate and click answers "
+        "link the page snapshot as a file instead of carrying it, so its agent asks for "
+        "`browser_snapshot` as ours asks for `snapshot`. The session is created before the login is "
+        "timed (a chaser-mcp conversation needs that one `create_session` more).",
+    ]
+    return lines
+
+
 def fault_soak_section(r: dict[str, Any]) -> list[str]:
     plan, c, calls, after, o = r["plan"], r["conversations"], r["calls"], r["after_end"], r["outcome"]
     faults = o["faults_injected"]
@@ -322,6 +377,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "http": http_section,
     "local": local_section,
     "vs_playwright_mcp": vs_playwright_section,
+    "acting": acting_section,
     "fault_soak": fault_soak_section,
 }
 

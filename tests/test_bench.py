@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench.bench_acting import COMPARISONS
 from bench.bench_vs_playwright_mcp import DEFAULT_PLAYWRIGHT_MCP_DIR, playwright_cli
 from bench.report import BEGIN, BENCHES, END, README_PATH, load_report, render, with_section
 from tests.fake_chaser import FAULT_KINDS
@@ -207,6 +208,39 @@ def test_with_playwright_mcp_installed_both_sides_are_compared(quick_run: QuickR
     assert len(r["ratios"]) == 9
     assert isinstance(r["machine"]["playwright_mcp"], str)
     assert f"Playwright MCP {r['machine']['playwright_mcp']} (median)" in render(quick_run.report)
+
+
+@pytest.mark.skipif(
+    not REFERENCE_INSTALLED,
+    reason=f"Playwright MCP is not installed in {DEFAULT_PLAYWRIGHT_MCP_DIR}",
+)
+def test_the_acting_bench_measures_every_task_on_both_sides(quick_run: QuickRun) -> None:
+    r = quick_run.bench("acting")
+
+    assert r["chaser"] == r["playwright_mcp"] == {"measured": True, "reason": ""}
+    assert set(r["results"]) == {task for _, task, *_ in COMPARISONS}
+    for task in r["results"].values():
+        assert set(task) == {"chaser", "playwright"}
+        assert all(metric["n"] == r["rounds"] for side in task.values() for metric in side.values())
+    assert [row["comparison"] for row in r["ratios"]] == [label for label, *_ in COMPARISONS]
+    assert all(isinstance(row["meets_target"], bool) for row in r["ratios"] if row["target"])
+
+
+@pytest.mark.skipif(
+    not REFERENCE_INSTALLED,
+    reason=f"Playwright MCP is not installed in {DEFAULT_PLAYWRIGHT_MCP_DIR}",
+)
+def test_the_acting_bench_counts_every_answer_of_the_login(quick_run: QuickRun) -> None:
+    r = quick_run.bench("acting")
+    login = r["results"]["login"]
+
+    for side, steps in r["login_steps"].items():
+        assert login[side]["calls"]["median"] == len(steps)
+        assert login[side]["bytes"]["median"] == sum(step["bytes"] for step in steps)
+        assert all(step["bytes"] > 0 for step in steps)
+    assert [step["tool"] for step in r["login_steps"]["chaser"]][:2] == ["navigate", "snapshot"]
+    # then act (fill, fill, tap), and wait_for if the tap's answer did not show the next page yet
+    assert "act" in {step["tool"] for step in r["login_steps"]["chaser"][2:]} <= {"act", "wait_for"}
 
 
 def test_without_playwright_mcp_the_comparison_says_so_and_measures_chaser_alone(tmp_path: Path) -> None:
