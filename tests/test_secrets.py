@@ -86,7 +86,7 @@ async def test_the_key_appears_in_no_tool_result_and_no_debug_log_line(
 
     results = await _every_tool(mcp_client, fake_chaser)
 
-    assert sum(r.is_error for r in results) == 14  # the failures above really failed
+    assert sum(r.is_error for r in results) == 16  # the failures above really failed
     for result in results:
         assert KEY not in _visible(result)
     assert caplog.records, "nothing was logged at DEBUG: this test would prove nothing"
