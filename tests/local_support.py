@@ -145,18 +145,25 @@ def _handler(requests: list[str]) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_test_site() -> Iterator[LoopbackSite]:
-    requests: list[str] = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(requests))
+def serving(handler: type[http.server.BaseHTTPRequestHandler], name: str) -> Iterator[str]:
+    """An HTTP server for ``handler`` on a free loopback port, in a thread; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="test-site", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=name, daemon=True)
     thread.start()
     try:
-        yield LoopbackSite(f"http://127.0.0.1:{server.server_address[1]}", requests)
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def serve_test_site() -> Iterator[LoopbackSite]:
+    requests: list[str] = []
+    with serving(_handler(requests), "test-site") as base_url:
+        yield LoopbackSite(base_url, requests)
 
 
 def refused_url() -> str:

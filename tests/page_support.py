@@ -11,7 +11,6 @@ answer something (a POST, a delay) gets a route in ``_PageHandler``.
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -29,7 +28,7 @@ from chaser_mcp.api import ChaserClient
 from chaser_mcp.conversations import Conversations
 from chaser_mcp.local import LocalAPIServer, running_local_api
 from chaser_mcp.server import ServerState, build_server, user_agent
-from tests.local_support import short_temp_dir
+from tests.local_support import serving, short_temp_dir
 from tests.mcp_support import Mode, fast_settings, structured
 
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -81,16 +80,8 @@ def _handler(requests: list[str]) -> type[http.server.SimpleHTTPRequestHandler]:
 @contextmanager
 def serve_pages() -> Iterator[PagesSite]:
     requests: list[str] = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(requests))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="test-pages", daemon=True)
-    thread.start()
-    try:
-        yield PagesSite(f"http://127.0.0.1:{server.server_address[1]}", requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(_handler(requests), "test-pages") as base_url:
+        yield PagesSite(base_url, requests)
 
 
 @dataclass

@@ -7,7 +7,7 @@ model reads is one sentence saying what went wrong and what to do next.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -16,16 +16,9 @@ from pydantic import Field
 from ..browser.act_request import ActionInputError, ActionName, check_request
 from ..config import Settings
 from ._common import CHANGE, ConversationOf, SessionId, SessionPages, add_tool
+from ._params import lean_optional
 
 __all__ = ["ActTools"]
-
-
-def _lean(schema: dict[str, Any]) -> None:
-    """An optional string parameter as plain ``{"type": "string"}``: absent means unset, so neither its
-    default nor a ``null`` branch is worth the bytes every prompt pays for."""
-    schema.pop("default", None)
-    if schema.pop("anyOf", None) is not None:
-        schema["type"] = "string"
 
 
 class ActTools:
@@ -44,9 +37,11 @@ class ActTools:
         ctx: Context,
         session_id: SessionId,
         action: ActionName,
-        target: Annotated[str, Field(description="Ref or CSS selector", json_schema_extra=_lean)] = "",
+        target: Annotated[
+            str, Field(description="Ref or CSS selector", json_schema_extra=lean_optional)
+        ] = "",
         value: Annotated[
-            str | None, Field(description="Text, option, key or direction", json_schema_extra=_lean)
+            str | None, Field(description="Text, option, key or direction", json_schema_extra=lean_optional)
         ] = None,
     ) -> str:
         """Act on the page like a person with a phone."""

@@ -15,7 +15,6 @@ from mcp_types import ImageContent, TextContent
 from pydantic import Field
 
 from ..config import Settings
-from ..images import human_bytes
 from ._params import OptionalText
 
 if TYPE_CHECKING:
@@ -57,6 +56,8 @@ def image_answer(caption: str, data: bytes, mime_type: str) -> ScreenshotBlocks:
 def describe(shot: Capture) -> str:
     """What the image shows and how it was made, e.g.
     ``the whole page (412x4000 CSS px): PNG 824x8000, 47.5 kB, 2 px per CSS px (device 2.625)``."""
+    from ..images import human_bytes  # on use, like the capture itself
+
     fmt = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}[shot.mime_type]
     quality = f" q{shot.quality}" if shot.quality else ""
     scale = shot.width / shot.css_width if shot.css_width else 0.0

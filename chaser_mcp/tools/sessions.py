@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field
 from ..api import ChaserError, Session, SessionNotFound, SessionNotOpen
 from ..config import Settings
 from ..conversations import Conversation, Conversations
-from ..images import ImageFormat
 from ._common import (
     CHANGE,
     COMPACT,
@@ -47,6 +46,9 @@ from .screenshots import (
     describe,
     image_answer,
 )
+
+if TYPE_CHECKING:  # images (and Pillow) load when a capture needs them
+    from ..images import ImageFormat
 
 __all__ = ["SessionTools"]
 
