@@ -23,7 +23,7 @@ from .conversations import Conversations
 from .server import ServerState, build_server, make_client
 
 if TYPE_CHECKING:
-    from .store import SessionJournal
+    from .store import OwnershipStore
 
 log = logging.getLogger("chaser_mcp")
 
@@ -52,7 +52,18 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-def open_journal(settings: Settings) -> SessionJournal | None:
+def open_journal(settings: Settings) -> OwnershipStore | None:
+    """The store of owned sessions: Redis when CHASER_STORE names one, else the SQLite crash journal."""
+    if settings.store is not None:
+        from .store.redis_store import RedisStore
+        from .store.sealing import StateCipher
+
+        secret = settings.state_secret.get_secret_value() if settings.state_secret else None
+        return RedisStore(
+            settings.store,
+            prefix=settings.store_prefix,
+            cipher=StateCipher(secret) if secret else None,
+        )
     if not settings.journal_enabled:
         return None
     from .store import SessionJournal
@@ -79,7 +90,7 @@ async def run(settings: Settings) -> None:
         )
         # Local browsers die with this process, so there is nothing for a crash journal to reap.
         await serve(
-            settings.with_(base_url=local.base_url, api_key=local_key, journal_enabled=False),
+            settings.with_(base_url=local.base_url, api_key=local_key, journal_enabled=False, store=None),
             closers=[local.backend.aclose],
         )
 
@@ -99,9 +110,24 @@ async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[Non
         if journal is not None:
             from .store import reap_periodically
 
+            interval = 300.0
+            if settings.store is not None:
+                from .store.redis_store import REAP_INTERVAL, RedisStore
+
+                assert isinstance(journal, RedisStore)
+                # Replicas: this one's heartbeat, and reaps often enough that a dead one's sessions go
+                # within a minute (three missed beats, then at most one interval).
+                tg.start_soon(journal.keep_alive)
+                interval = REAP_INTERVAL
             # Sessions left behind by a server that died without cleaning up (kill -9, OOM).
             tg.start_soon(
-                partial(reap_periodically, journal, state.clients_by_key_id, timeout=settings.cleanup_timeout)
+                partial(
+                    reap_periodically,
+                    journal,
+                    state.clients_by_key_id,
+                    interval=interval,
+                    timeout=settings.cleanup_timeout,
+                )
             )
         if settings.transport == "stdio":
             from .transports.stdio import serve_stdio

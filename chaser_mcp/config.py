@@ -279,6 +279,20 @@ class Settings(DeclaredSettings):
     journal: str | None = option(
         None, "Crash journal path, or 'off'.", shown_default="~/.local/state/chaser-mcp/sessions.sqlite3"
     )
+    store: str | None = option(
+        None,
+        "Shared state store of several replicas: redis://host:port/db. Unset: the crash journal above.",
+        shown_default="embedded (SQLite journal)",
+    )
+    store_prefix: str = option(
+        "chaser-mcp:", "Prefix of every key in the store (deployments sharing one Redis)."
+    )
+    state_secret: SecretStr | None = option(
+        None,
+        "Secret every replica shares; seals the callers' keys a replica reaps with. Needed for multi-tenant "
+        "on Redis.",
+        flag=None,
+    )
     local: bool = option(False, "No account needed: serve sessions from real headless Chromium here.")
     local_max_sessions: int = option(
         3, "With local: browsers open at once.", flag="--max-sessions", ge=1, le=MAX_SESSIONS
@@ -308,6 +322,23 @@ class Settings(DeclaredSettings):
             raise SettingsError(f"must start with http:// or https://, got {redact_url(value)[:100]!r}")
         return value
 
+    @field_validator("store")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"must be a redis://host:port/db URL, got {redact_url(value)[:100]!r}")
+        return value
+
+    @field_validator("state_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise SettingsError(
+                "must be at least 16 characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
     @field_validator("token")
     @classmethod
     def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
@@ -334,6 +365,11 @@ class Settings(DeclaredSettings):
             )
         if self.multi_tenant and self.transport == "stdio":
             raise SettingsError("--multi-tenant needs an HTTP transport (--transport http or sse)")
+        if self.store is not None and self.multi_tenant and not self.state_secret:
+            raise SettingsError(
+                "--multi-tenant on a shared store (CHASER_STORE) needs CHASER_STATE_SECRET, the secret every "
+                "replica shares to seal the callers' keys it may reap with; set it (at least 16 characters)"
+            )
         if self.local and self.chrome and shutil.which(self.chrome) is None:
             raise SettingsError(f"CHASER_CHROME (--chrome) {self.chrome!r} is not an executable file")
         return self
@@ -341,7 +377,7 @@ class Settings(DeclaredSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # SecretStr already masks the key and token; credentials in the base URL are masked here.
         for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "base_url" else value
+            yield name, redact_url(value) if name in ("base_url", "store") and value else value
 
     @property
     def api_key(self) -> str | None:
