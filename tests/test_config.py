@@ -144,7 +144,8 @@ def test_every_option_but_the_keys_has_a_flag_whose_help_names_its_variable_and_
     Settings.add_flags(parser)
     helps = {action.dest: action.help or "" for action in parser._actions}
 
-    assert set(Settings.model_fields) - set(helps) == {"key"}
+    # The API key and the replicas' shared secret: a flag is readable by every local user.
+    assert set(Settings.model_fields) - set(helps) == {"key", "state_secret"}
     for name in helps.keys() - {"help"}:
         assert helps[name].count(env_name(Settings, name)) >= 1 and helps[name].count("default: ") == 1, name
 

@@ -17,6 +17,7 @@ import pytest
 import redis
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
+from chaser_mcp import cli
 from chaser_mcp._ids import key_fingerprint
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.config import Settings, SettingsError
@@ -188,16 +189,23 @@ async def test_two_replicas_claiming_at_once_claim_each_entry_of_a_dead_one_exac
     ids = [f"sess_{n:03d}" for n in range(60)]
     await dead_replica(server.url, ids)
     claimed: dict[str, list[str]] = {"one": [], "two": []}
+    # Both stay alive until both are done, as reapers do while they delete: a claimer that has left
+    # (its heartbeat gone) has given up its claims.
+    survivors = [RedisStore(server.url, replica_id=replica_id) for replica_id in claimed]
 
-    async def claim_all(replica_id: str) -> None:
-        async with RedisStore(server.url, replica_id=replica_id) as survivor:
+    async def claim_all(survivor: RedisStore) -> None:
+        while batch := await survivor.claim_orphans(limit=3):
+            claimed[survivor.replica_id] += [e.session_id for e in batch]
+
+    try:
+        for survivor in survivors:
             await survivor.beat()
-            while batch := await survivor.claim_orphans(limit=3):
-                claimed[replica_id] += [e.session_id for e in batch]
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(claim_all, "one")
-        tg.start_soon(claim_all, "two")
+        async with anyio.create_task_group() as tg:
+            for survivor in survivors:
+                tg.start_soon(claim_all, survivor)
+    finally:
+        for survivor in survivors:
+            await survivor.aclose()
 
     assert sorted(claimed["one"] + claimed["two"]) == ids  # all claimed, none twice
     assert claimed["one"] and claimed["two"]  # and both replicas took part
@@ -428,3 +436,25 @@ async def test_a_redis_killed_and_restarted_keeps_every_acknowledged_entry(tmp_p
 
     assert ids_of(entries) == [f"sess_{n:02d}" for n in range(20)]
     assert [e.pending for e in entries].count(True) == 1
+
+
+def test_the_state_secret_and_the_store_password_stay_out_of_repr() -> None:
+    settings = Settings.from_env(
+        {"CHASER_STORE": "redis://:hunter2-store-pass@127.0.0.1:6379/0", "CHASER_STATE_SECRET": SECRET}
+    )
+
+    for shown in (repr(settings), str(settings)):
+        assert SECRET not in shown and "hunter2-store-pass" not in shown
+
+
+async def test_a_server_configured_with_chaser_store_records_its_sessions_on_redis(
+    server: RedisServer,
+) -> None:
+    settings = Settings.from_env({"CHASER_STORE": server.url, "CHASER_STORE_PREFIX": "served:"})
+
+    opened = cli.open_journal(settings)
+
+    assert isinstance(opened, RedisStore) and opened.prefix == "served:"
+    await record(opened, "sess_a")
+    assert ids_of(await opened.entries()) == ["sess_a"]
+    await opened.aclose()
