@@ -150,7 +150,9 @@ async def test_another_caller_naming_the_session_does_not_adopt_it(
                 assert deletes(fake) == 1
 
 
-async def test_a_grace_of_zero_deletes_when_the_conversation_ends(fake: FakeChaser, clock: ManualClock) -> None:
+async def test_a_grace_of_zero_deletes_when_the_conversation_ends(
+    fake: FakeChaser, clock: ManualClock
+) -> None:
     conversations = graceful(clock, grace=0)
     with anyio.fail_after(30):
         async with served(fake, conversations) as target:
