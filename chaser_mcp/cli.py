@@ -98,7 +98,11 @@ async def run(settings: Settings) -> None:
 async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
     journal = open_journal(settings)
     conversations = Conversations(
-        cleanup_timeout=settings.cleanup_timeout, sweep_interval=settings.sweep_interval, store=journal
+        cleanup_timeout=settings.cleanup_timeout,
+        sweep_interval=settings.sweep_interval,
+        store=journal,
+        # Only HTTP and SSE conversations are graceful; on stdio the one conversation is the process.
+        reconnect_grace=settings.reconnect_grace,
     )
     state = ServerState(settings, make_client(settings), conversations, closers=list(closers))
     if not settings.api_key and not settings.multi_tenant:

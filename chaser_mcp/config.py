@@ -261,6 +261,12 @@ class Settings(DeclaredSettings):
         ge=0.1,
         le=86400,
     )
+    reconnect_grace: float = option(
+        60.0,
+        "Seconds an ended HTTP/SSE conversation's sessions wait for their caller to reconnect (0: none).",
+        ge=0,
+        le=3600,
+    )
     allowed_hosts: Names = option(
         (),
         "Extra Host header values to accept (reverse proxies), e.g. mcp.example.com:443; '*' turns the Host "
@@ -398,7 +404,10 @@ class Settings(DeclaredSettings):
     @property
     def sweep_interval(self) -> float:
         """How often idle conversations are looked for: a quarter of the shortest idle limit."""
-        return min(30.0, max(0.1, min(self.lease_seconds, self.session_idle_timeout) / 4))
+        limits = [self.lease_seconds, self.session_idle_timeout]
+        if self.reconnect_grace > 0:  # a grace ends in a sweep too
+            limits.append(self.reconnect_grace)
+        return min(30.0, max(0.1, min(limits) / 4))
 
 
 def _field_name(cls: type[BaseSettings], key: str) -> str:

@@ -13,6 +13,16 @@ delete becomes a pending delete (``store/deletes.py``), retried until it is gone
 A create still in flight when its conversation ends is waited for briefly; an id
 that arrives later than that, however late, is deleted at once through the
 pending deletes: nobody can learn it any more, so not even ``persist`` keeps it.
+
+The reconnect grace: some clients open a new MCP session (or SSE stream) for every
+exchange of one chat. When such a *graceful* conversation (handshake-era HTTP, SSE)
+ends, its open, non-persisted sessions are not deleted at once: they wait
+``reconnect_grace`` seconds, still owned by the caller (principal) and still
+journaled as this process's, so a kill -9 meanwhile reaps them. A later conversation
+of the same caller that names one in a tool call, or lists its owned sessions,
+adopts it (``adopt``, ``adopt_all``); whatever is not adopted is deleted by the idle
+sweep once its grace is over, through the same bounded delete and pending deletes.
+Server shutdown deletes them at once.
 """
 
 from __future__ import annotations
@@ -64,6 +74,7 @@ class Conversation:
     idle_timeout: float | None = None  # None: ends only by an explicit signal (stdin EOF, stream close)
     last_seen: float = field(default_factory=time.monotonic)
     sessions: dict[str, OwnedSession] = field(default_factory=dict)
+    graceful: bool = False  # its end lets its sessions wait out the reconnect grace (HTTP, SSE)
     ended: bool = False
     cleaned: bool = False  # its cleanup has taken the list of sessions to delete
     creates_in_flight: int = 0
@@ -84,6 +95,17 @@ class Conversation:
         return [s.session_id for s in self.sessions.values() if not s.persist and not s.closed]
 
 
+@dataclass
+class HeldSession:
+    """A session of an ended conversation, waiting for a conversation of the same caller to adopt it."""
+
+    owned: OwnedSession
+    principal: str
+    api: ChaserClient
+    until: float  # on the registry's clock: when the grace is over and it is deleted
+    conversation_id: str  # the conversation it came from, for the logs
+
+
 @dataclass(frozen=True)
 class CleanupReport:
     conversation_id: str
@@ -92,6 +114,7 @@ class CleanupReport:
     already_closed: tuple[str, ...] = ()
     failed: tuple[tuple[str, str], ...] = ()
     kept: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()  # waiting out the reconnect grace
     seconds: float = 0.0
 
     @property
@@ -104,6 +127,8 @@ class CleanupReport:
             f"{len(self.deleted)} deleted, {len(self.already_closed)} already closed,",
             f"{len(self.kept)} kept (persist), {len(self.failed)} failed",
         ]
+        if self.held:
+            parts.append(f"- {len(self.held)} waiting for their caller to reconnect")
         if self.failed:
             parts.append(
                 "- failed (pending deletes, retried until gone): "
@@ -123,12 +148,17 @@ class Conversations:
         store: OwnershipStore | None = None,
         pending: PendingDeletes | None = None,
         clock: Callable[[], float] = time.monotonic,
+        reconnect_grace: float = 0.0,
     ) -> None:
         """``store`` journals ownership so another process can clean up if this one dies hard;
         ``pending`` holds what cleanup could not delete (its worker must run for retries).
         ``clock`` is what idle and lease rules measure silence with (tests move it by hand and
-        call ``end_idle`` for a sweep now, instead of sleeping)."""
+        call ``end_idle`` for a sweep now, instead of sleeping). ``reconnect_grace`` is how long
+        a graceful conversation's sessions wait for their caller after it ends (0: not at all)."""
         self.clock = clock
+        self.reconnect_grace = reconnect_grace
+        self._held: dict[str, HeldSession] = {}
+        self._closing = False  # shutting down: no grace any more
         self._cleanup_timeout = cleanup_timeout
         self._sweep_interval = sweep_interval
         self._store = store
@@ -145,12 +175,20 @@ class Conversations:
         *,
         principal: str = "local",
         idle_timeout: float | None = None,
+        graceful: bool = False,
     ) -> Conversation:
-        """The conversation with this id, created on first use; every use renews its lease."""
+        """The conversation with this id, created on first use; every use renews its lease.
+
+        ``graceful``: when it ends, its sessions wait out the reconnect grace (see the module doc)."""
         conversation = self._live.get(conversation_id)
         if conversation is None:
             conversation = Conversation(
-                conversation_id, api, principal=principal, idle_timeout=idle_timeout, last_seen=self.clock()
+                conversation_id,
+                api,
+                principal=principal,
+                idle_timeout=idle_timeout,
+                last_seen=self.clock(),
+                graceful=graceful,
             )
             self._live[conversation_id] = conversation
             log.debug("conversation %s opened", conversation_id)
@@ -164,14 +202,68 @@ class Conversations:
             conversation.last_seen = self.clock()
 
     async def end_idle(self) -> list[CleanupReport]:
-        """End every conversation whose client has been silent past its idle timeout (a sweep, now)."""
+        """End every conversation whose client has been silent past its idle timeout, and delete
+        the held sessions whose reconnect grace is over (a sweep, now)."""
         now = self.clock()
         idle = [
             c.id
             for c in self._live.values()
             if c.idle_timeout is not None and now - c.last_seen > c.idle_timeout
         ]
-        return await self._end_many(idle, "idle timeout")
+        reports = await self._end_many(idle, "idle timeout")
+        await self._delete_held([sid for sid, held in self._held.items() if held.until <= now], "grace over")
+        return reports
+
+    # -- the reconnect grace ----------------------------------------------------------------------
+
+    def held_ids(self, principal: str | None = None) -> list[str]:
+        """Sessions waiting out the reconnect grace (of one caller, if given)."""
+        return [sid for sid, h in self._held.items() if principal is None or h.principal == principal]
+
+    def adopt(self, conversation: Conversation, session_id: str) -> bool:
+        """Make a held session this conversation's, if the caller is the one that made it.
+
+        Synchronous on purpose: it runs while a tool call resolves its conversation, before
+        anything awaits, so an expiry sweep either deleted it already or never will."""
+        held = self._held.get(session_id)
+        if held is None or held.principal != conversation.principal or conversation.cleaned:
+            return False
+        del self._held[session_id]
+        conversation.sessions[session_id] = held.owned
+        log.info("conversation %s adopted %s from %s", conversation.id, session_id, held.conversation_id)
+        return True
+
+    def adopt_all(self, conversation: Conversation) -> list[str]:
+        """Adopt every session this conversation's caller has waiting (it listed its owned sessions)."""
+        return [sid for sid in self.held_ids(conversation.principal) if self.adopt(conversation, sid)]
+
+    def _hold(self, conversation: Conversation, session_ids: list[str]) -> None:
+        until = self.clock() + self.reconnect_grace
+        for session_id in session_ids:
+            self._held[session_id] = HeldSession(
+                conversation.sessions[session_id],
+                conversation.principal,
+                conversation.api,
+                until,
+                conversation.id,
+            )
+
+    async def _delete_held(self, session_ids: list[str], reason: str) -> None:
+        """Delete held sessions now (their grace is over, or the server stops), within one bound."""
+        taken = [self._held.pop(sid) for sid in session_ids if sid in self._held]
+        if not taken:
+            return
+        with anyio.CancelScope(shield=True):
+            outcome = await self._delete([(h.owned, h.api) for h in taken], self._cleanup_timeout)
+        log_fn = log.info if not outcome.failed else log.error
+        log_fn(
+            "%d held session(s) deleted (%s): %d deleted, %d already closed, %d failed (retried until gone)",
+            len(taken),
+            reason,
+            len(outcome.deleted),
+            len(outcome.already_closed),
+            len(outcome.failed),
+        )
 
     async def sweep_idle_forever(self) -> None:
         """The idle sweeper: the only end signal a stateless (2026-07-28) caller leaves.
@@ -226,10 +318,14 @@ class Conversations:
 
     async def record_closed(self, conversation: Conversation, session_id: str) -> None:
         owned = conversation.sessions.get(session_id)
-        if owned is not None and not owned.closed:
+        if owned is not None:
+            await self._mark_closed(owned)
+
+    async def _mark_closed(self, owned: OwnedSession) -> None:
+        if not owned.closed:
             owned.closed = True
             if self._store is not None:
-                await self._store.record_closed(session_id)
+                await self._store.record_closed(owned.session_id)
 
     @asynccontextmanager
     async def creating(self, conversation: Conversation) -> AsyncIterator[None]:
@@ -285,8 +381,17 @@ class Conversations:
         """
         started = time.monotonic()
         late_before = self._late_creates
+        self._closing = True  # no reconnect can come any more: nothing waits out a grace
         await self.pending.stop()  # from here on, every delete happens within this call's bounds
-        reports = await self.end_all(reason)
+        reports: list[CleanupReport] = []
+
+        async def end_conversations() -> None:
+            reports.extend(await self.end_all(reason))
+
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(end_conversations)
+                tg.start_soon(self._delete_held, list(self._held), reason)
         if self._creates_in_flight and create_grace > 0:
             log.info(
                 "waiting up to %g s for %d session create(s) still in flight",
@@ -348,14 +453,22 @@ class Conversations:
         self, conversation: Conversation, session_ids: list[str], budget: float
     ) -> DeleteOutcome:
         """Delete these owned sessions within ``budget``; what fails becomes a pending delete."""
-        outcome = await delete_sessions([(sid, conversation.api) for sid in session_ids], timeout=budget)
+        return await self._delete(
+            [(conversation.sessions[sid], conversation.api) for sid in session_ids], budget
+        )
+
+    async def _delete(self, targets: list[tuple[OwnedSession, ChaserClient]], budget: float) -> DeleteOutcome:
+        """Delete these sessions, each with its caller's key, within ``budget``; what fails becomes a
+        pending delete."""
+        by_id = {owned.session_id: (owned, api) for owned, api in targets}
+        outcome = await delete_sessions([(sid, api) for sid, (_, api) in by_id.items()], timeout=budget)
         for session_id in outcome.done:
-            await self.record_closed(conversation, session_id)
+            await self._mark_closed(by_id[session_id][0])
         for session_id, exc in outcome.unexpected:
             log.error("deleting %s failed unexpectedly; retrying it", session_id, exc_info=exc)
         for session_id, why in outcome.failed:
-            owned = conversation.sessions[session_id]
-            await self.pending.add(session_id, conversation.api, expires_at=owned.expires_at, reason=why)
+            owned, api = by_id[session_id]
+            await self.pending.add(session_id, api, expires_at=owned.expires_at, reason=why)
         return outcome
 
     async def _clean(self, conversation: Conversation, reason: str, budget: float) -> CleanupReport:
@@ -365,6 +478,10 @@ class Conversations:
             conversation.cleaned = True
             targets = conversation.pending_cleanup()
             kept = tuple(s.session_id for s in conversation.sessions.values() if s.persist and not s.closed)
+            if conversation.graceful and self.reconnect_grace > 0 and not self._closing:
+                # Not deleted yet: they stay journaled as this process's and wait for the caller.
+                self._hold(conversation, targets)
+                return CleanupReport(conversation.id, reason, kept=kept, held=tuple(targets))
             outcome = await self._delete_owned(conversation, targets, budget)
         return CleanupReport(
             conversation_id=conversation.id,

@@ -83,6 +83,7 @@ class HttpServer:
             **os.environ,
             "CHASER_BASE_URL": self.api_url,
             "CHASER_JOURNAL": "off",
+            "CHASER_RECONNECT_GRACE": "0",  # ends delete at once unless a test turns the grace on
             "PYTHONPATH": str(ROOT),
             **self.env,
         }
@@ -159,7 +160,9 @@ async def served(
     settings = fast_settings(fake.url, **{"transport": "http", "port": 0, **settings_changes})
     client = ChaserClient(settings.api_key, base_url=settings.base_url, timeout=settings.timeout)
     if conversations is None:
-        conversations = Conversations(cleanup_timeout=3, sweep_interval=0.05)
+        conversations = Conversations(
+            cleanup_timeout=3, sweep_interval=0.05, reconnect_grace=settings.reconnect_grace
+        )
     state = ServerState(settings, client, conversations)
     server = build_server(state, http_conversation_of(state))
     config = uvicorn.Config(

@@ -50,7 +50,7 @@ SESSION_ID_TOOLS: dict[str, dict[str, Any]] = {
 
 
 def fast_settings(base_url: str, *, api_key: str | None = DEFAULT_KEY, **changes: Any) -> Settings:
-    """Settings for tests: short request and ready timeouts, quiet logs, no crash journal."""
+    """Settings for tests: short request and ready timeouts, quiet logs, no crash journal, no grace."""
     settings = Settings.model_validate(
         {
             "api_key": api_key,
@@ -60,6 +60,9 @@ def fast_settings(base_url: str, *, api_key: str | None = DEFAULT_KEY, **changes
             "cleanup_timeout": 3.0,
             "log_level": "WARNING",
             "journal_enabled": False,
+            # Sessions are deleted the moment a conversation ends: the tests about the reconnect
+            # grace (test_reconnect_grace.py) turn it on.
+            "reconnect_grace": 0,
         }
     )
     return settings.with_(**changes)

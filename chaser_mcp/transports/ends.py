@@ -99,7 +99,11 @@ class ConversationEnds:
                     self._connections.add_stream(stream, caller.principal)
                     conversation_id = conversation_key("sse", stream.hex)
                     self._conversations.open(
-                        conversation_id, caller.api, principal=caller.principal, idle_timeout=None
+                        conversation_id,
+                        caller.api,
+                        principal=caller.principal,
+                        idle_timeout=None,
+                        graceful=True,
                     )
             await send(message)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mcp.server.mcpserver import Context
@@ -50,6 +50,7 @@ class Binding:
     idle_timeout: float | None
     session_id: str | None = None  # the Mcp-Session-Id it was resolved from, if any
     opens_session: bool = False  # a handshake-era POST without a session id: it opens one
+    graceful: bool = False  # an MCP session or SSE stream: its sessions wait out the reconnect grace
 
 
 def is_modern_request(scope: Scope) -> bool:
@@ -116,6 +117,7 @@ def resolve(
         conversation_key("mcp", session_id),
         session_idle_timeout,
         session_id=session_id,
+        graceful=True,
     )
 
 
@@ -132,7 +134,7 @@ def _sse_message(scope: Scope, caller: Caller, connections: ConnectionRegistry) 
         )
     if connections.stream_owner(stream) != caller.principal:
         return Response("Could not find session", status_code=404)
-    return Binding(caller.principal, caller.api, conversation_key("sse", stream.hex), None)
+    return Binding(caller.principal, caller.api, conversation_key("sse", stream.hex), None, graceful=True)
 
 
 def http_conversation_of(state: ServerState) -> Callable[[Context], Conversation]:
@@ -148,9 +150,29 @@ def http_conversation_of(state: ServerState) -> Callable[[Context], Conversation
             binding.api,
             principal=binding.principal,
             idle_timeout=binding.idle_timeout,
+            graceful=binding.graceful,
         )
         if conversation.principal != binding.principal:
             raise ToolError("This conversation belongs to another caller; open your own connection.")
+        adopt_what_the_call_names(state, conversation, ctx.request_context.params)
         return conversation
 
     return conversation_of
+
+
+def adopt_what_the_call_names(state: ServerState, conversation: Conversation, params: object) -> None:
+    """The reconnect grace: a tool call naming a session its caller left waiting (any tool taking
+    ``session_id``), or listing the caller's owned sessions, makes it this conversation's.
+
+    Read from the call's own parameters, here where every tool resolves its conversation, so no
+    tool has to remember it; ``adopt`` checks the caller, so another caller's id adopts nothing."""
+    if not isinstance(params, Mapping) or not state.conversations.held_ids(conversation.principal):
+        return
+    arguments = params.get("arguments")
+    if not isinstance(arguments, Mapping):
+        return
+    session_id = arguments.get("session_id")
+    if isinstance(session_id, str):
+        state.conversations.adopt(conversation, session_id)
+    if params.get("name") == "list_sessions" and arguments.get("owned_only") is True:
+        state.conversations.adopt_all(conversation)
