@@ -14,9 +14,8 @@ and afterwards restores that session's own metrics. A session that never set any
 is replaced by a desktop viewport at DPR 1 (measured on Chromium 156). So before it
 clips, a capture states the page's current metrics (read from the page) on its own
 session: the capture then renders at the phone's real resolution and puts the same
-metrics back. Those stay on this connection while it is open, identical to what
-the page had; when it closes, Chromium clears them, and the local backend puts the
-phone back (``LocalBrowser.restore_device``).
+metrics back. Those stay on this connection, identical to what the page had; the
+tools capture through the session's kept page link (``links.py``), which stays open.
 """
 
 from __future__ import annotations

@@ -240,9 +240,6 @@ def create_local_app(
             await _proxy_cdp(websocket, client, session.ended)
         finally:
             await client.close()
-            if session.is_open:
-                with anyio.CancelScope(shield=True):
-                    await browser.restore_device()
         with contextlib.suppress(Exception):
             await websocket.close(code=1000, reason="session ended" if not session.is_open else "")
 

@@ -166,47 +166,6 @@ class LocalBrowser:
             # The target can close (or hang) while we set it up; that is not the browser's problem.
             log.debug("could not set up target %s: %s", info.get("type"), exc)
 
-    async def restore_device(self, timeout: float = 5.0) -> None:
-        """Show the phone again on any page that lost it, after a client that may have disturbed it left.
-
-        Device metrics are last-writer-wins in the renderer: a client that captures a clip
-        or beyond the viewport (``Page.captureScreenshot``) sets metrics through its own
-        session, and when that session detaches Chromium clears them, leaving a desktop
-        viewport at DPR 1 until the next document (measured on Chromium 156). Re-sending the
-        same override is a no-op for Chromium (our session's state did not change), so a
-        disturbed page is cleared and set again; an undisturbed one is left alone.
-        """
-        with anyio.move_on_after(timeout):
-            for session_id in list(self._pages):
-                try:
-                    if await self._shows_the_phone(session_id):
-                        continue
-                    await self.cdp.send_all(
-                        [("Emulation.clearDeviceMetricsOverride", {}), *device_commands(self.device)],
-                        session_id=session_id,
-                    )
-                except CDPConnectionClosed:
-                    return
-                except CDPException as exc:  # the tab closed meanwhile
-                    log.debug("could not restore the phone on %s: %s", session_id, exc)
-
-    async def _shows_the_phone(self, session_id: str) -> bool:
-        """Whether the page still has the phone's metrics; True when it cannot tell (a JS dialog
-        blocks the page's scripts), since a restore there would be a guess."""
-        try:
-            answer = await self.cdp.send(
-                "Runtime.evaluate",
-                {"expression": "[devicePixelRatio, outerWidth, outerHeight]", "returnByValue": True},
-                session_id=session_id,
-                timeout=1.0,
-            )
-        except CDPTimeout:
-            return True
-        device = self.device
-        return bool(
-            answer.get("result", {}).get("value") == [device.device_scale_factor, device.width, device.height]
-        )
-
     async def page(self, timeout: float = 10.0) -> PageRef:
         """The page on screen: the visible tab (newest first), opening one if a client closed them all.
 
