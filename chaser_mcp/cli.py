@@ -12,18 +12,20 @@ import secrets
 import shutil
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
 
 from . import __version__
+from ._ids import key_fingerprint
 from .config import Settings, SettingsError
 from .conversations import Conversations
 from .server import ServerState, build_server, make_client
 
 if TYPE_CHECKING:
+    from .api import ChaserClient
     from .store import OwnershipStore
+    from .store.ownership import JournalEntry
 
 log = logging.getLogger("chaser_mcp")
 
@@ -62,6 +64,7 @@ def open_journal(settings: Settings) -> OwnershipStore | None:
         return RedisStore(
             settings.store,
             prefix=settings.store_prefix,
+            heartbeat=settings.store_heartbeat,
             cipher=StateCipher(secret) if secret else None,
         )
     if not settings.journal_enabled:
@@ -105,6 +108,11 @@ async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[Non
         reconnect_grace=settings.reconnect_grace,
     )
     state = ServerState(settings, make_client(settings), conversations, closers=list(closers))
+    if settings.store is not None:
+        from .store import SharedOwnership
+
+        assert isinstance(journal, SharedOwnership)
+        state.store = journal
     if not settings.api_key and not settings.multi_tenant:
         log.warning(
             "CHASER_KEY is not set: every tool will answer with an error saying how to set it "
@@ -112,27 +120,7 @@ async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[Non
         )
     async with anyio.create_task_group() as tg:
         if journal is not None:
-            from .store import reap_periodically
-
-            interval = 300.0
-            if settings.store is not None:
-                from .store.redis_store import REAP_INTERVAL, RedisStore
-
-                assert isinstance(journal, RedisStore)
-                # Replicas: this one's heartbeat, and reaps often enough that a dead one's sessions go
-                # within a minute (three missed beats, then at most one interval).
-                tg.start_soon(journal.keep_alive)
-                interval = REAP_INTERVAL
-            # Sessions left behind by a server that died without cleaning up (kill -9, OOM).
-            tg.start_soon(
-                partial(
-                    reap_periodically,
-                    journal,
-                    state.clients_by_key_id,
-                    interval=interval,
-                    timeout=settings.cleanup_timeout,
-                )
-            )
+            tg.start_soon(keep_reaping, journal, state)
         if settings.transport == "stdio":
             from .transports.stdio import serve_stdio
 
@@ -144,6 +132,42 @@ async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[Non
         tg.cancel_scope.cancel()
     if journal is not None:
         await journal.aclose()
+
+
+async def keep_reaping(journal: OwnershipStore, state: ServerState) -> None:
+    """Delete what dead owners left behind (kill -9, OOM), now and periodically, until cancelled."""
+    from .store import reap_periodically
+
+    settings = state.settings
+    if settings.store is None:
+        await reap_periodically(
+            journal, state.clients_by_key_id, interval=300.0, timeout=settings.cleanup_timeout
+        )
+        return
+    from .store.redis_store import REAP_BEATS, RedisStore
+
+    assert isinstance(journal, RedisStore)
+    store = journal
+
+    async def open_sealed(entry: JournalEntry) -> ChaserClient | None:
+        # A key the replicas sealed with their shared secret: a dead replica's caller's, multi-tenant.
+        key = await store.sealed_key(entry.session_id)
+        if key is None or key_fingerprint(key) != entry.key_id:
+            return None
+        return state.client.for_key(key)
+
+    async with anyio.create_task_group() as tg:
+        # Replicas: this one's heartbeat, and reaps often enough that a dead one's sessions go within
+        # a minute (three missed beats, then at most one interval), and an expired lease's or
+        # grace's within one sweep interval, as on a single server.
+        tg.start_soon(store.keep_alive)
+        await reap_periodically(
+            store,
+            state.clients_by_key_id,
+            interval=min(settings.sweep_interval, settings.store_heartbeat * REAP_BEATS),
+            timeout=settings.cleanup_timeout,
+            open_key=open_sealed,
+        )
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> None:

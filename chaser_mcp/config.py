@@ -293,6 +293,12 @@ class Settings(DeclaredSettings):
     store_prefix: str = option(
         "chaser-mcp:", "Prefix of every key in the store (deployments sharing one Redis)."
     )
+    store_heartbeat: float = option(
+        10.0,
+        "Seconds between a replica's heartbeats in the store; three missed and the others reap its sessions.",
+        ge=0.1,
+        le=60,
+    )
     state_secret: SecretStr | None = option(
         None,
         "Secret every replica shares; seals the callers' keys a replica reaps with. Needed for multi-tenant "

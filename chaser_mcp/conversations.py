@@ -23,6 +23,13 @@ of the same caller that names one in a tool call, or lists its owned sessions,
 adopts it (``adopt``, ``adopt_all``); whatever is not adopted is deleted by the idle
 sweep once its grace is over, through the same bounded delete and pending deletes.
 Server shutdown deletes them at once.
+
+Several replicas on a shared store (``SharedOwnership``, Redis): a stateless caller's lease is
+*shared*: every replica that serves one of its requests renews it in the store and reads back what
+it owns, and no replica deletes its sessions when it stops seeing the caller or shuts down; the
+lease's key expires in the store when no replica renewed it, and the reaper (any replica, exactly
+once) deletes them. Sessions waiting out the reconnect grace wait in the store too, so a caller
+that reconnects through another replica adopts them there.
 """
 
 from __future__ import annotations
@@ -37,7 +44,15 @@ import anyio
 
 from ._ids import key_fingerprint
 from .api import ChaserClient
-from .store import MAX_SESSION_SECONDS, DeleteOutcome, OwnershipStore, PendingDeletes, delete_sessions
+from .store import (
+    MAX_SESSION_SECONDS,
+    DeleteOutcome,
+    OwnershipStore,
+    PendingDeletes,
+    SharedOwnership,
+    StoreUnavailable,
+    delete_sessions,
+)
 
 log = logging.getLogger("chaser_mcp.conversations")
 
@@ -75,6 +90,7 @@ class Conversation:
     last_seen: float = field(default_factory=time.monotonic)
     sessions: dict[str, OwnedSession] = field(default_factory=dict)
     graceful: bool = False  # its end lets its sessions wait out the reconnect grace (HTTP, SSE)
+    shared: bool = False  # a lease kept in the shared store: this replica never deletes its sessions
     ended: bool = False
     cleaned: bool = False  # its cleanup has taken the list of sessions to delete
     creates_in_flight: int = 0
@@ -115,6 +131,7 @@ class CleanupReport:
     failed: tuple[tuple[str, str], ...] = ()
     kept: tuple[str, ...] = ()
     held: tuple[str, ...] = ()  # waiting out the reconnect grace
+    shared: tuple[str, ...] = ()  # left to the caller's shared lease, which any replica renews
     seconds: float = 0.0
 
     @property
@@ -129,6 +146,8 @@ class CleanupReport:
         ]
         if self.held:
             parts.append(f"- {len(self.held)} waiting for their caller to reconnect")
+        if self.shared:
+            parts.append(f"- {len(self.shared)} left to the caller's lease in the shared store")
         if self.failed:
             parts.append(
                 "- failed (pending deletes, retried until gone): "
@@ -162,6 +181,7 @@ class Conversations:
         self._cleanup_timeout = cleanup_timeout
         self._sweep_interval = sweep_interval
         self._store = store
+        self._shared = store if isinstance(store, SharedOwnership) else None
         self.pending = pending or PendingDeletes(store=store, attempt_timeout=cleanup_timeout)
         self._live: dict[str, Conversation] = {}
         self._creates_in_flight = 0  # across every conversation, ended ones included
@@ -176,10 +196,12 @@ class Conversations:
         principal: str = "local",
         idle_timeout: float | None = None,
         graceful: bool = False,
+        lease: bool = False,
     ) -> Conversation:
         """The conversation with this id, created on first use; every use renews its lease.
 
-        ``graceful``: when it ends, its sessions wait out the reconnect grace (see the module doc)."""
+        ``graceful``: when it ends, its sessions wait out the reconnect grace (see the module doc);
+        ``lease``: a stateless caller's lease, shared by every replica when the store is shared."""
         conversation = self._live.get(conversation_id)
         if conversation is None:
             conversation = Conversation(
@@ -189,10 +211,46 @@ class Conversations:
                 idle_timeout=idle_timeout,
                 last_seen=self.clock(),
                 graceful=graceful,
+                shared=lease and self._shared is not None,
             )
             self._live[conversation_id] = conversation
             log.debug("conversation %s opened", conversation_id)
         conversation.last_seen = self.clock()
+        return conversation
+
+    @property
+    def shares_leases(self) -> bool:
+        """Whether leases live in a store every replica shares (they must be renewed there)."""
+        return self._shared is not None
+
+    async def renew_lease(
+        self, conversation_id: str, api: ChaserClient, *, principal: str, lease_seconds: float
+    ) -> Conversation:
+        """A stateless caller's request on a shared store: renew its lease for every replica and take
+        in what it owns now, whichever replica created or deleted it. With the store down, the
+        request goes on with what this replica knows (a lease renewal missed is not a session lost:
+        the next request renews it)."""
+        conversation = self.open(
+            conversation_id, api, principal=principal, idle_timeout=lease_seconds, lease=True
+        )
+        if self._shared is None:
+            return conversation
+        lease = self._shared.lease_owner(key_fingerprint(conversation_id))
+        try:
+            owned = await self._shared.renew_lease(lease, lease_seconds)
+        except StoreUnavailable as exc:
+            log.warning("%s", exc)
+            return conversation
+        sessions = conversation.sessions
+        for session_id in [sid for sid, s in sessions.items() if sid not in owned and not s.closed]:
+            # Deleted (or reaped) through another replica; creates record here first, so none is lost.
+            if conversation.creates_in_flight == 0:
+                del sessions[session_id]
+        for session_id, persist in owned.items():
+            if session_id in sessions:
+                sessions[session_id].persist = persist
+            else:
+                sessions[session_id] = OwnedSession(session_id, persist)
         return conversation
 
     def touch(self, conversation_id: str) -> None:
@@ -217,25 +275,51 @@ class Conversations:
     # -- the reconnect grace ----------------------------------------------------------------------
 
     def held_ids(self, principal: str | None = None) -> list[str]:
-        """Sessions waiting out the reconnect grace (of one caller, if given)."""
+        """Sessions waiting out the reconnect grace in this process (of one caller, if given)."""
         return [sid for sid, h in self._held.items() if principal is None or h.principal == principal]
 
-    def adopt(self, conversation: Conversation, session_id: str) -> bool:
-        """Make a held session this conversation's, if the caller is the one that made it.
+    async def may_have_held(self, principal: str) -> bool:
+        """Whether this caller may have sessions waiting for it (here, or in the shared store)."""
+        if self._shared is not None and self.reconnect_grace > 0:
+            return await self._shared.has_held(key_fingerprint(principal))
+        return bool(self.held_ids(principal))
 
-        Synchronous on purpose: it runs while a tool call resolves its conversation, before
-        anything awaits, so an expiry sweep either deleted it already or never will."""
-        held = self._held.get(session_id)
-        if held is None or held.principal != conversation.principal or conversation.cleaned:
-            return False
-        del self._held[session_id]
-        conversation.sessions[session_id] = held.owned
-        log.info("conversation %s adopted %s from %s", conversation.id, session_id, held.conversation_id)
-        return True
+    async def adopt(self, conversation: Conversation, session_id: str) -> bool:
+        """Make a held session this conversation's, if the caller is the one that made it."""
+        return session_id in await self._adopt(conversation, [session_id])
 
-    def adopt_all(self, conversation: Conversation) -> list[str]:
+    async def adopt_all(self, conversation: Conversation) -> list[str]:
         """Adopt every session this conversation's caller has waiting (it listed its owned sessions)."""
-        return [sid for sid in self.held_ids(conversation.principal) if self.adopt(conversation, sid)]
+        return await self._adopt(conversation, None)
+
+    async def _adopt(self, conversation: Conversation, session_ids: list[str] | None) -> list[str]:
+        if conversation.cleaned:
+            return []
+        if self._shared is not None and self.reconnect_grace > 0:
+            # Atomic in the store against the reaper: adopted or reaped, never both.
+            owner = (
+                self._shared.lease_owner(key_fingerprint(conversation.id))
+                if conversation.shared
+                else self._shared.replica_id
+            )
+            taken = await self._shared.adopt(key_fingerprint(conversation.principal), owner, session_ids)
+            for session_id, persist in taken.items():
+                conversation.sessions[session_id] = OwnedSession(session_id, persist)
+            adopted = list(taken)
+        else:
+            # No await from the check to the move: an expiry sweep deleted it already or never will.
+            wanted = self.held_ids(conversation.principal) if session_ids is None else session_ids
+            adopted = []
+            for session_id in wanted:
+                held = self._held.get(session_id)
+                if held is None or held.principal != conversation.principal:
+                    continue
+                del self._held[session_id]
+                conversation.sessions[session_id] = held.owned
+                adopted.append(session_id)
+        for session_id in adopted:
+            log.info("conversation %s adopted %s", conversation.id, session_id)
+        return adopted
 
     def _hold(self, conversation: Conversation, session_ids: list[str]) -> None:
         until = self.clock() + self.reconnect_grace
@@ -247,6 +331,19 @@ class Conversations:
                 until,
                 conversation.id,
             )
+
+    async def _hold_shared(self, conversation: Conversation, session_ids: list[str]) -> list[str] | None:
+        """Hold in the shared store, where any replica can adopt them. None: hold them here instead
+        (no shared store, or it is down: they stay this replica's, in memory and in the store)."""
+        if self._shared is None:
+            return None
+        try:
+            return await self._shared.hold(
+                session_ids, key_fingerprint(conversation.principal), self.reconnect_grace
+            )
+        except StoreUnavailable as exc:
+            log.warning("%s; they wait on this replica instead", exc)
+            return None
 
     async def _delete_held(self, session_ids: list[str], reason: str) -> None:
         """Delete held sessions now (their grace is over, or the server stops), within one bound."""
@@ -292,15 +389,12 @@ class Conversations:
         # Decided now, with the id in place: a cleanup that starts later than this line finds it.
         late = conversation.cleaned
         if self._store is not None and conversation.api.api_key:
-            await self._store.record_created(
-                session_id,
-                # Hashed: an Mcp-Session-Id is a capability and has no business on disk.
-                conversation_id=key_fingerprint(conversation.id),
-                persist=persist,
-                key_id=key_fingerprint(conversation.api.api_key),
-                base_url=conversation.api.base_url,
-                ttl_seconds=ttl_seconds,
-            )
+            try:
+                await self._record(conversation, session_id, persist=persist, ttl_seconds=ttl_seconds)
+            except StoreUnavailable:
+                # No session may exist without its owner recorded where every replica can see it.
+                await self.discard(conversation, session_id)
+                raise
         if late:
             self._late_creates += 1
             log.warning(
@@ -315,6 +409,36 @@ class Conversations:
                 reason="created after its conversation ended",
             )
             raise ConversationEnded(conversation.id, handed_off=session_id)
+
+    async def _record(
+        self, conversation: Conversation, session_id: str, *, persist: bool, ttl_seconds: int | None
+    ) -> None:
+        api_key = conversation.api.api_key
+        assert self._store is not None and api_key is not None
+        # Hashed: an Mcp-Session-Id is a capability and has no business on disk.
+        conversation_key = key_fingerprint(conversation.id)
+        key_id = key_fingerprint(api_key)
+        if self._shared is None:
+            await self._store.record_created(
+                session_id,
+                conversation_id=conversation_key,
+                persist=persist,
+                key_id=key_id,
+                base_url=conversation.api.base_url,
+                ttl_seconds=ttl_seconds,
+            )
+            return
+        await self._shared.record_created(
+            session_id,
+            conversation_id=conversation_key,
+            persist=persist,
+            key_id=key_id,
+            base_url=conversation.api.base_url,
+            ttl_seconds=ttl_seconds,
+            # Sealed by the store with the replicas' shared secret (and not kept at all without it).
+            api_key=api_key,
+            lease=self._shared.lease_owner(conversation_key) if conversation.shared else None,
+        )
 
     async def record_closed(self, conversation: Conversation, session_id: str) -> None:
         owned = conversation.sessions.get(session_id)
@@ -478,9 +602,13 @@ class Conversations:
             conversation.cleaned = True
             targets = conversation.pending_cleanup()
             kept = tuple(s.session_id for s in conversation.sessions.values() if s.persist and not s.closed)
+            if conversation.shared:
+                # The lease lives on in the store; its expiry there is what deletes them.
+                return CleanupReport(conversation.id, reason, kept=kept, shared=tuple(targets))
             if conversation.graceful and self.reconnect_grace > 0 and not self._closing:
-                # Not deleted yet: they stay journaled as this process's and wait for the caller.
-                self._hold(conversation, targets)
+                shared = await self._hold_shared(conversation, targets) or []
+                # Not deleted yet: the rest stay journaled as this process's and wait for the caller here.
+                self._hold(conversation, [sid for sid in targets if sid not in shared])
                 return CleanupReport(conversation.id, reason, kept=kept, held=tuple(targets))
             outcome = await self._delete_owned(conversation, targets, budget)
         return CleanupReport(

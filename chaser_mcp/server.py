@@ -23,6 +23,7 @@ from .browser.links import PageLinks
 from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
+from .store import SharedOwnership
 from .tools import (
     ActTools,
     ConversationOf,
@@ -71,6 +72,8 @@ class ServerState:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # The open CDP links to sessions' pages; the transport runs ``links.run()`` for the process's life.
     links: PageLinks = field(default_factory=PageLinks)
+    # The store shared with other replicas (CHASER_STORE), whose health is this server's too.
+    store: SharedOwnership | None = None
 
     def __post_init__(self) -> None:
         if self.client.api_key:
@@ -80,7 +83,7 @@ class ServerState:
 def single_conversation(state: ServerState, conversation_id: str = STDIO_CONVERSATION) -> ConversationOf:
     """Every request belongs to one conversation: the stdio process (or an in-memory client)."""
 
-    def conversation_of(ctx: Context) -> Conversation:
+    async def conversation_of(ctx: Context) -> Conversation:
         return state.conversations.open(conversation_id, state.client)
 
     return conversation_of

@@ -1,6 +1,7 @@
 """Shared fixtures for the whole test suite."""
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -10,6 +11,7 @@ from tests.fake_chaser import DEFAULT_KEY, FakeChaser
 from tests.local_support import LoopbackSite, serve_test_site
 from tests.mcp_support import MODES, Harness, Mode, running_server
 from tests.page_support import LocalHarness, PagesSite, local_mcp, new_session, serve_pages
+from tests.redis_support import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +32,17 @@ def fake_chaser() -> Iterator[FakeChaser]:
     """A fresh loopback Chaser API per test (one workspace, DEFAULT_KEY), stopped afterwards."""
     with FakeChaser() as fake:
         yield fake
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port for one test (tests/redis_support.py)."""
+    started = RedisServer(tmp_path / "redis")
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -59,13 +59,8 @@ anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[7:])
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    found = RedisServer(tmp_path / "redis")
-    found.start()
-    try:
-        yield found
-    finally:
-        found.stop()
+def server(redis_server: RedisServer) -> RedisServer:
+    return redis_server
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ runs; ``reaper`` deletes what dead owners left behind.
 
 from .deletes import DeleteOutcome, PendingDeletes, delete_sessions
 from .journal import SessionJournal, default_journal_path
-from .ownership import MAX_SESSION_SECONDS, OwnershipStore
+from .ownership import MAX_SESSION_SECONDS, OwnershipStore, SharedOwnership, StoreUnavailable
 from .reaper import reap_orphans, reap_periodically
 
 __all__ = [
@@ -17,6 +17,8 @@ __all__ = [
     "OwnershipStore",
     "PendingDeletes",
     "SessionJournal",
+    "SharedOwnership",
+    "StoreUnavailable",
     "default_journal_path",
     "delete_sessions",
     "reap_orphans",

@@ -4,23 +4,27 @@ On start-up and every few minutes a server reaps: entries whose owning process i
 OOM, power cut) and that are neither persisted nor closed are claimed atomically, deleted through
 the API with the client held for their key fingerprint and base URL, and then forgotten. What
 could not be deleted is released for the next reap; entries of keys this process does not hold are
-left for one that does.
+left for one that does, unless ``open_key`` can open the key sealed with the entry (replicas that
+share a secret, ``store/sealing.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
 import anyio
 
 from .deletes import DeleteOutcome, SessionDeleter, delete_sessions
-from .ownership import OwnershipStore, account_url
+from .ownership import JournalEntry, OwnershipStore, account_url
 
-__all__ = ["ReapReport", "reap_orphans", "reap_periodically"]
+__all__ = ["KeyOpener", "ReapReport", "reap_orphans", "reap_periodically"]
+
+# The client to delete an entry's session with, from the key sealed with it (None: none there).
+KeyOpener = Callable[[JournalEntry], Awaitable[SessionDeleter | None]]
 
 log = logging.getLogger("chaser_mcp.store.reaper")
 
@@ -61,6 +65,7 @@ async def reap_orphans(
     *,
     timeout: float = 10.0,
     concurrency: int = 8,
+    open_key: KeyOpener | None = None,
 ) -> ReapReport:
     """Delete the open, non-persisted sessions of dead owners, then forget their entries.
 
@@ -75,6 +80,10 @@ async def reap_orphans(
     }
     await journal.forget_owner_closed()
     orphans = await journal.orphans()
+    if open_key is not None:
+        for entry in orphans:
+            if (entry.key_id, entry.base_url) not in accounts and (client := await open_key(entry)):
+                accounts[(entry.key_id, entry.base_url)] = client
     unheld = tuple(sorted(e.session_id for e in orphans if (e.key_id, e.base_url) not in accounts))
     claimed = await journal.claim_orphans(accounts=list(accounts)) if accounts else []
     pending = sum(1 for e in claimed if e.pending)
@@ -119,6 +128,7 @@ async def reap_periodically(
     *,
     interval: float = 300.0,
     timeout: float = 10.0,
+    open_key: KeyOpener | None = None,
 ) -> NoReturn:
     """Reap now, then every ``interval`` seconds, until cancelled.
 
@@ -127,7 +137,7 @@ async def reap_periodically(
     """
     while True:
         try:
-            await reap_orphans(journal, clients_by_key_id, timeout=timeout)
+            await reap_orphans(journal, clients_by_key_id, timeout=timeout, open_key=open_key)
         except Exception:  # one bad pass must not end the loop that protects against leaks
             log.exception("reaping orphaned sessions failed")
         await anyio.sleep(interval)

@@ -9,7 +9,17 @@ Keys, all under ``prefix`` so several deployments can share one Redis:
 
 - ``<prefix>session:<id>``: a hash per entry (the fields of ``JournalEntry`` plus the claim);
 - ``<prefix>sessions``: a sorted set of entry ids by creation time (the index a reap walks);
-- ``<prefix>replica:<replica id>``: the heartbeat, a key with an expiry.
+- ``<prefix>replica:<owner id>``: an owner's life, a key with an expiry: a replica's heartbeat, a
+  stateless caller's lease (``lease-<conversation>``, renewed by every request on any replica), or
+  the reconnect grace of an ended conversation's sessions (``held-<caller>-<random>``);
+- ``<prefix>owned:<owner id>``: a hash, session id -> persist flag, of what a lease owns (read back
+  by every replica that serves the caller);
+- ``<prefix>held:<caller>``: a hash, session id -> owner id, of what a caller left waiting for a
+  reconnect.
+
+An owner's key expiring is all it takes for its open, non-persisted entries to become orphans: a
+dead replica's heartbeat, a lease nobody renewed, a grace nobody adopted within. The reaper then
+claims and deletes them exactly once, the same way for all three.
 
 Claims run as one Lua script, which Redis executes atomically: the checks (still open, owner
 dead, no live claim) and the update happen with nothing in between, so two replicas reaping at
@@ -41,11 +51,11 @@ from redis.typing import EncodableT, FieldT
 
 from ..api import redact_url
 from .journal import DEFAULT_LEASE, DEFAULT_MAX_AGE, TTL_MARGIN
-from .ownership import JournalEntry, account_url
+from .ownership import JournalEntry, StoreUnavailable, account_url
 from .process import ProcessIdentity
 from .sealing import SealError, StateCipher
 
-__all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_PREFIX", "REAP_INTERVAL", "RedisStore", "StoreUnavailable"]
+__all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_PREFIX", "REAP_BEATS", "RedisStore", "StoreUnavailable"]
 
 log = logging.getLogger("chaser_mcp.store.redis")
 
@@ -54,7 +64,7 @@ T = TypeVar("T")
 DEFAULT_PREFIX = "chaser-mcp:"
 DEFAULT_HEARTBEAT = 10.0  # seconds between beats; a replica is dead after three missed ones
 _MISSED_BEATS = 3
-REAP_INTERVAL = 25.0  # on Redis: dead after 30 s, reaped within 25 more (the 60 s bound, with margin)
+REAP_BEATS = 2.5  # reaps every 2.5 heartbeats: dead after 3 (30 s), reaped within 25 s more: the 60 s bound
 _KEY_ID_CHARS = frozenset("0123456789abcdef")
 
 # KEYS: entry hashes. ARGV: prefix, claimer, now, lease, limit. Returns the ids claimed.
@@ -78,10 +88,78 @@ end
 return claimed
 """
 
-# KEYS[1]: an entry hash. ARGV: field, value pairs. Sets them only on an entry that exists.
+# KEYS[1]: an entry hash. ARGV: prefix, field, value pairs. Sets them only on an entry that exists,
+# and mirrors closed/persist into its owner's index of owned sessions.
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+local prefix = ARGV[1]
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+local f = redis.call('HMGET', KEYS[1], 'session_id', 'replica', 'closed', 'persist')
+local owned = prefix .. 'owned:' .. f[2]
+if f[3] == '1' then
+  redis.call('HDEL', owned, f[1])
+elseif redis.call('HEXISTS', owned, f[1]) == 1 then
+  redis.call('HSET', owned, f[1], f[4])
+end
+return 1
+"""
+
+# KEYS: entry hashes. ARGV: prefix, new owner, held index ('' for none). Moves open entries to the
+# new owner (out of the old owner's index of owned sessions). Returns the ids moved.
+_REOWN = """
+local prefix, owner, held = ARGV[1], ARGV[2], ARGV[3]
+local moved = {}
+for _, key in ipairs(KEYS) do
+  local f = redis.call('HMGET', key, 'session_id', 'closed', 'replica')
+  if f[1] and f[2] == '0' then
+    redis.call('HDEL', prefix .. 'owned:' .. f[3], f[1])
+    redis.call('HSET', key, 'replica', owner)
+    if held ~= '' then redis.call('HSET', held, f[1], owner) end
+    moved[#moved + 1] = f[1]
+  end
+end
+return moved
+"""
+
+# KEYS[1]: a caller's held index. ARGV: prefix, new owner, session ids (none: every one held).
+# Adopts the held sessions whose grace is still running; drops the index's stale ones. Returns
+# id, persist pairs, flattened.
+_ADOPT = """
+local prefix, owner = ARGV[1], ARGV[2]
+local ids = {}
+if #ARGV > 2 then ids = {unpack(ARGV, 3)} else ids = redis.call('HKEYS', KEYS[1]) end
+local adopted = {}
+for _, sid in ipairs(ids) do
+  local holder = redis.call('HGET', KEYS[1], sid)
+  if holder then
+    local key = prefix .. 'session:' .. sid
+    local f = redis.call('HMGET', key, 'replica', 'closed', 'persist', 'claimer')
+    if f[1] == holder and f[2] == '0' and (not f[4] or f[4] == '')
+       and redis.call('EXISTS', prefix .. 'replica:' .. holder) == 1 then
+      redis.call('HSET', key, 'replica', owner)
+      if string.sub(owner, 1, 6) == 'lease-' then
+        redis.call('HSET', prefix .. 'owned:' .. owner, sid, f[3])
+      end
+      adopted[#adopted + 1] = sid
+      adopted[#adopted + 1] = f[3]
+    end
+    redis.call('HDEL', KEYS[1], sid)
+  end
+end
+return adopted
+"""
+
+# KEYS: entry hashes. ARGV: prefix. Removes entries and their owners' index lines.
+_FORGET = """
+local prefix = ARGV[1]
+for _, key in ipairs(KEYS) do
+  local f = redis.call('HMGET', key, 'session_id', 'replica')
+  if f[1] then
+    redis.call('HDEL', prefix .. 'owned:' .. f[2], f[1])
+    redis.call('ZREM', prefix .. 'sessions', f[1])
+    redis.call('DEL', key)
+  end
+end
 return 1
 """
 
@@ -97,10 +175,6 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'last_error', ARGV[2])
 return 1
 """
-
-
-class StoreUnavailable(RuntimeError):
-    """The shared store cannot be reached; the message says which and what to do."""
 
 
 class RedisStore:
@@ -147,6 +221,9 @@ class RedisStore:
         self._claim = self._redis.register_script(_CLAIM)
         self._update = self._redis.register_script(_UPDATE)
         self._failed = self._redis.register_script(_FAILED)
+        self._reown = self._redis.register_script(_REOWN)
+        self._adopt = self._redis.register_script(_ADOPT)
+        self._forget = self._redis.register_script(_FORGET)
 
     # -- key names --------------------------------------------------------------------------------
 
@@ -159,6 +236,12 @@ class RedisStore:
 
     def _replica_key(self, replica_id: str) -> str:
         return f"{self.prefix}replica:{replica_id}"
+
+    def _owned_key(self, owner: str) -> str:
+        return f"{self.prefix}owned:{owner}"
+
+    def _held_key(self, caller: str) -> str:
+        return f"{self.prefix}held:{caller}"
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -225,10 +308,13 @@ class RedisStore:
         base_url: str,
         ttl_seconds: int | None = None,
         api_key: str | None = None,
+        lease: str | None = None,
     ) -> None:
         """Record a session this replica just created. Raises ``StoreUnavailable`` when Redis is down.
 
         ``key_id`` is a fingerprint, never a key; ``api_key`` is kept only sealed, and only with a cipher.
+        ``lease``: the session belongs to this stateless caller's lease (``lease_owner``), which every
+        replica renews, rather than to this replica.
         """
         if not (8 <= len(key_id) <= 64 and set(key_id) <= _KEY_ID_CHARS):
             raise ValueError("key_id must be a hex fingerprint such as key_fingerprint(key), never a key")
@@ -240,7 +326,7 @@ class RedisStore:
             "base_url": account_url(base_url),
             "persist": int(persist),
             "closed": 0,
-            "replica": self.replica_id,
+            "replica": lease or self.replica_id,
             "pid": self.owner.pid,
             "created_at": created_at,
             "ttl_seconds": "" if ttl_seconds is None else ttl_seconds,
@@ -256,13 +342,16 @@ class RedisStore:
                 pipe.delete(key)  # a replace, like the journal's INSERT OR REPLACE
                 pipe.hset(key, mapping=fields)
                 pipe.zadd(self._index, {session_id: created_at})
+                if lease is not None:
+                    pipe.hset(self._owned_key(lease), session_id, int(persist))
                 await pipe.execute()
         except RedisError as exc:
             raise self._unavailable(f"the owner of {session_id}", exc) from exc
 
     async def record_closed(self, session_id: str) -> None:
+        args: list[EncodableT] = [self.prefix, "closed", 1]
         await self._quietly(
-            "record_closed", lambda: self._update(keys=[self._entry_key(session_id)], args=["closed", 1]), 0
+            "record_closed", lambda: self._update(keys=[self._entry_key(session_id)], args=args), 0
         )
 
     async def record_pending(self, session_id: str, reason: str) -> None:
@@ -272,10 +361,75 @@ class RedisStore:
         )
 
     async def record_persist(self, session_id: str, persist: bool) -> None:
-        args: list[EncodableT] = ["persist", int(persist)]
+        args: list[EncodableT] = [self.prefix, "persist", int(persist)]
         await self._quietly(
             "record_persist", lambda: self._update(keys=[self._entry_key(session_id)], args=args), 0
         )
+
+    # -- leases and the reconnect grace, shared by every replica -----------------------------------
+
+    @staticmethod
+    def lease_owner(conversation_key: str) -> str:
+        """The owner id of a stateless caller's lease (``conversation_key``: a fingerprint of it)."""
+        return f"lease-{conversation_key}"
+
+    async def renew_lease(self, lease: str, seconds: float) -> dict[str, bool]:
+        """Keep a lease alive ``seconds`` more, and read what it owns (id -> persist), in one round trip.
+
+        Raises ``StoreUnavailable``: the caller decides whether to go on with what it knows."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._replica_key(lease), str(time.time()), px=max(1, int(seconds * 1000)))
+                pipe.hgetall(self._owned_key(lease))
+                _, owned = await pipe.execute()
+        except RedisError as exc:
+            raise self._unavailable("a caller's lease", exc) from exc
+        return {str(sid): flag == "1" for sid, flag in owned.items()}
+
+    async def hold(self, session_ids: Collection[str], caller: str, seconds: float) -> list[str]:
+        """Move these sessions to a reconnect grace of ``seconds`` for ``caller`` (a fingerprint):
+        any replica may adopt them for that caller meanwhile; after it, they are orphans and reaped.
+        Returns the ids now held; raises ``StoreUnavailable`` (the caller deletes them instead)."""
+        if not session_ids:
+            return []
+        owner = f"held-{caller}-{secrets.token_hex(4)}"
+        held = self._held_key(caller)
+        try:
+            await self._redis.set(self._replica_key(owner), str(time.time()), px=max(1, int(seconds * 1000)))
+            args: list[EncodableT] = [self.prefix, owner, held]
+            moved = await self._reown(keys=[self._entry_key(s) for s in session_ids], args=args)
+            # The index outlives every grace it lists, never by much.
+            await self._redis.pexpire(held, int((seconds + 60) * 1000))
+        except RedisError as exc:
+            raise self._unavailable("sessions held for a reconnect", exc) from exc
+        return [str(sid) for sid in moved]
+
+    async def adopt(
+        self, caller: str, owner: str, session_ids: Collection[str] | None = None
+    ) -> dict[str, bool]:
+        """Give ``owner`` (this replica, or a lease) the sessions ``caller`` left waiting whose grace
+        still runs: the ones named, or all (None). Atomic against the reaper: a session is adopted or
+        reaped, never both. Returns id -> persist of those adopted; a store failure adopts nothing."""
+
+        async def take() -> dict[str, bool]:
+            args: list[EncodableT] = [self.prefix, owner, *(session_ids or ())]
+            if session_ids is not None and not session_ids:
+                return {}
+            flat = [str(v) for v in await self._adopt(keys=[self._held_key(caller)], args=args)]
+            return {flat[i]: flat[i + 1] == "1" for i in range(0, len(flat), 2)}
+
+        return await self._quietly("adopt", take, {})
+
+    async def has_held(self, caller: str) -> bool:
+        """Whether ``caller`` has sessions waiting for a reconnect (a cheap check before ``adopt``)."""
+        return bool(await self._quietly("has_held", lambda: self._redis.exists(self._held_key(caller)), 0))
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now (``/healthz``)."""
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
 
     # -- reading and claiming ---------------------------------------------------------------------
 
@@ -366,10 +520,8 @@ class RedisStore:
         ids = list(session_ids)
 
         async def write() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(*(self._entry_key(s) for s in ids))
-                pipe.zrem(self._index, *ids)
-                await pipe.execute()
+            await self._forget(keys=[self._entry_key(s) for s in ids], args=[self.prefix])
+            await self._redis.zrem(self._index, *ids)
 
         if ids:
             await self._quietly("forget", write, None)

@@ -41,7 +41,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-ConversationOf = Callable[[Context], Conversation]
+ConversationOf = Callable[[Context], Awaitable[Conversation]]
 """How a tool finds the conversation a request belongs to (one per stdio process, or per HTTP caller)."""
 
 SessionId = Annotated[

@@ -22,6 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from ..api import ChaserError, Session
 from ..config import Settings
 from ..conversations import Conversation, ConversationEnded, Conversations
+from ..store import StoreUnavailable
 from .errors import explain
 
 __all__ = ["SessionLifecycle"]
@@ -54,6 +55,11 @@ class SessionLifecycle:
                     "deleted. Open a new conversation to create a session."
                 ) from exc
             raise ToolError("This conversation is ending; no new session was created.") from exc
+        except StoreUnavailable as exc:
+            raise ToolError(
+                f"No session was created: {exc}. The session the API had started was deleted at once, "
+                "because a session whose owner no replica can see could outlive this conversation."
+            ) from exc
         except ChaserError as exc:
             raise ToolError(
                 explain(exc, base_url=self._settings.base_url)

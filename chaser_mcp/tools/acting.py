@@ -54,7 +54,7 @@ class ActTools:
             request = check_request(action, target, value)
         except ActionInputError as exc:
             raise ToolError(str(exc)) from exc
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         async with self._pages.open_link(conversation, session_id) as link:
             try:
                 return await act(link, request, timeout=self._settings.timeout)

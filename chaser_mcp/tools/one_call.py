@@ -117,7 +117,7 @@ class OneCallTools:
             checked = check_http_url(url)  # refused before anything is created
         except InvalidURL as exc:
             raise ToolError(f"{exc}. Nothing was created; call again with an http(s) URL.") from exc
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         async with (
             self._life.temporary(ctx, conversation, ttl_seconds=TEMPORARY_TTL_SECONDS) as session_id,
             self._pages.open(conversation, session_id) as page,

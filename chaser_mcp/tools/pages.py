@@ -72,7 +72,7 @@ class PageTools:
             check_http_url(url)  # refused before any request is sent
         except InvalidURL as exc:
             raise ToolError(f"{exc}. Nothing was sent; call navigate again with an http(s) URL.") from exc
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         try:
             async with self._pages.open(conversation, session_id) as page:
                 visit = await navigate(page, url, timeout=self._settings.timeout)
@@ -91,7 +91,7 @@ class PageTools:
         from ..browser.cdp import CDPException
         from ..browser.page import PageError
 
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         try:
             async with self._pages.open(conversation, session_id) as page:
                 text = await read_page(

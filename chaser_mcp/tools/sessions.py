@@ -129,7 +129,7 @@ class SessionTools:
     ) -> SessionInfo:
         """Start a real mobile browser session (billed while open). It is deleted when this
         conversation ends unless persist is true; delete it yourself when done."""
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         session = await self._life.create(conversation, ttl_seconds=ttl_seconds, persist=persist)
         if wait_until_ready and session.status == "creating":
             try:
@@ -164,7 +164,7 @@ class SessionTools:
         owned_only: Annotated[bool, Field(description="Only sessions this conversation created")] = False,
     ) -> SessionList:
         """List sessions in the workspace, newest first, marking the ones this conversation owns."""
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         if owned_only:
             if not conversation.api.api_key:
                 # Nothing to fetch, but an empty list would hide that no call can work yet.
@@ -181,7 +181,7 @@ class SessionTools:
 
     async def get_session(self, ctx: Context, session_id: SessionId) -> SessionInfo:
         """Get a session's status, CDP URL, device and times."""
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         session = await call_api(
             conversation.api.get_session(session_id), base_url=self._base_url, session_id=session_id
         )
@@ -198,7 +198,7 @@ class SessionTools:
         ] = False,
     ) -> DeleteResult:
         """Stop a session and its billing. Deleting one that already ended is not an error."""
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         owned = conversation.owns(session_id)
         if not owned and not force:
             raise ToolError(
@@ -224,7 +224,7 @@ class SessionTools:
         target: Target = "",
     ) -> ScreenshotBlocks:
         """Capture the screen, whole page or one element as an image within the size budget."""
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         if full_page and target:
             raise ToolError("Pass full_page or target, not both: the whole page already has every element.")
         if full_page or target:  # the one switch to flip to capture everything in the browser
@@ -277,7 +277,7 @@ class SessionTools:
 
     async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
         """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         token = await self._call_open(conversation, session_id, conversation.api.preview_token(session_id))
         return PreviewLink(
             session_id=session_id,

@@ -49,7 +49,7 @@ class SnapshotTools:
                 parse_cursor(cursor)  # refused before the page is reached
             except BadCursor as exc:
                 raise ToolError(str(exc)) from exc
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         try:
             async with self._pages.open(conversation, session_id) as page:
                 outline = await snapshot(
@@ -73,7 +73,7 @@ class SnapshotTools:
 
         if not query.strip():
             raise ToolError("query is blank; pass the text to look for.")
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         try:
             async with self._pages.open(conversation, session_id) as page:
                 return await find(page, query, role=role or None, timeout=self._settings.timeout)

@@ -57,7 +57,7 @@ class WaitTools:
             raise ToolError(
                 "Nothing to wait for: give at least one of text, text_gone, selector or url_contains."
             ) from None
-        conversation = self._conversation_of(ctx)
+        conversation = await self._conversation_of(ctx)
         try:
             async with self._pages.open(conversation, session_id) as page:
                 waited = await wait_for(page, conditions, timeout=timeout_seconds)

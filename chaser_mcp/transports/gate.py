@@ -75,8 +75,18 @@ class CallerGate:
             await binding(scope, receive, send)
             return
         scope[BINDING_SCOPE_KEY] = binding
-        if not scope["path"].startswith("/messages"):
-            self._state.conversations.touch(binding.conversation_id)
+        conversations = self._state.conversations
+        if binding.lease and conversations.shares_leases:
+            # Every replica renews the caller's lease in the store, and learns what it owns there.
+            assert binding.idle_timeout is not None
+            await conversations.renew_lease(
+                binding.conversation_id,
+                binding.api,
+                principal=binding.principal,
+                lease_seconds=binding.idle_timeout,
+            )
+        elif not scope["path"].startswith("/messages"):
+            conversations.touch(binding.conversation_id)
         await self._dispatch(scope, receive, send, binding)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, binding: Binding) -> None:

@@ -54,7 +54,11 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
 
     async def healthz(request: Request) -> Response:
         conversations = len(state.conversations)
-        if problems := health.problems():
+        problems = health.problems()
+        if state.store is not None and not await state.store.ping():
+            # Without the shared store no session can be created (its owner could not be recorded).
+            problems.append(f"the state store {state.store.url} does not answer")
+        if problems:
             return JSONResponse(
                 {"status": "unhealthy", "problems": problems, "conversations": conversations},
                 status_code=503,

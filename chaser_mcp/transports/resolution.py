@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from mcp.server.mcpserver import Context
@@ -51,6 +51,7 @@ class Binding:
     session_id: str | None = None  # the Mcp-Session-Id it was resolved from, if any
     opens_session: bool = False  # a handshake-era POST without a session id: it opens one
     graceful: bool = False  # an MCP session or SSE stream: its sessions wait out the reconnect grace
+    lease: bool = False  # a 2026-07-28 request: the caller's lease, shared by replicas on a shared store
 
 
 def is_modern_request(scope: Scope) -> bool:
@@ -106,6 +107,7 @@ def resolve(
             f"caller:{caller.principal}",
             lease_seconds,
             opens_session=not modern and scope["method"] == "POST",
+            lease=modern,
         )
     owner = connections.session_owner(session_id)
     if owner is not None and owner != caller.principal:
@@ -137,10 +139,10 @@ def _sse_message(scope: Scope, caller: Caller, connections: ConnectionRegistry) 
     return Binding(caller.principal, caller.api, conversation_key("sse", stream.hex), None, graceful=True)
 
 
-def http_conversation_of(state: ServerState) -> Callable[[Context], Conversation]:
+def http_conversation_of(state: ServerState) -> Callable[[Context], Awaitable[Conversation]]:
     """Resolve a tool call to its conversation from what the gate stored on the request."""
 
-    def conversation_of(ctx: Context) -> Conversation:
+    async def conversation_of(ctx: Context) -> Conversation:
         request = ctx.request_context.request
         binding = getattr(request, "scope", {}).get(BINDING_SCOPE_KEY) if request is not None else None
         if not isinstance(binding, Binding):
@@ -151,28 +153,33 @@ def http_conversation_of(state: ServerState) -> Callable[[Context], Conversation
             principal=binding.principal,
             idle_timeout=binding.idle_timeout,
             graceful=binding.graceful,
+            lease=binding.lease,
         )
         if conversation.principal != binding.principal:
             raise ToolError("This conversation belongs to another caller; open your own connection.")
-        adopt_what_the_call_names(state, conversation, ctx.request_context.params)
+        await adopt_what_the_call_names(state, conversation, ctx.request_context.params)
         return conversation
 
     return conversation_of
 
 
-def adopt_what_the_call_names(state: ServerState, conversation: Conversation, params: object) -> None:
+async def adopt_what_the_call_names(state: ServerState, conversation: Conversation, params: object) -> None:
     """The reconnect grace: a tool call naming a session its caller left waiting (any tool taking
     ``session_id``), or listing the caller's owned sessions, makes it this conversation's.
 
     Read from the call's own parameters, here where every tool resolves its conversation, so no
     tool has to remember it; ``adopt`` checks the caller, so another caller's id adopts nothing."""
-    if not isinstance(params, Mapping) or not state.conversations.held_ids(conversation.principal):
+    if not isinstance(params, Mapping):
         return
     arguments = params.get("arguments")
     if not isinstance(arguments, Mapping):
         return
     session_id = arguments.get("session_id")
-    if isinstance(session_id, str):
-        state.conversations.adopt(conversation, session_id)
-    if params.get("name") == "list_sessions" and arguments.get("owned_only") is True:
-        state.conversations.adopt_all(conversation)
+    lists_owned = params.get("name") == "list_sessions" and arguments.get("owned_only") is True
+    named = isinstance(session_id, str) and not conversation.owns(session_id)
+    if not (named or lists_owned) or not await state.conversations.may_have_held(conversation.principal):
+        return
+    if isinstance(session_id, str) and named:
+        await state.conversations.adopt(conversation, session_id)
+    if lists_owned:
+        await state.conversations.adopt_all(conversation)
