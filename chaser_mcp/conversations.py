@@ -394,6 +394,7 @@ class Conversations:
             except StoreUnavailable:
                 # No session may exist without its owner recorded where every replica can see it.
                 await self.discard(conversation, session_id)
+                del conversation.sessions[session_id]  # never anyone's: deleted, or a pending delete
                 raise
         if late:
             self._late_creates += 1

@@ -24,6 +24,7 @@ from chaser_mcp.conversations import Conversations
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser, Status
 from tests.http_server import HttpServer, served
 from tests.mcp_support import ManualClock, wait_until
+from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -37,21 +38,30 @@ def fake() -> Iterator[FakeChaser]:
         yield fake
 
 
+@pytest.fixture(params=["embedded", "redis"])
+def store(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The conversation-end tests run on both stores: the embedded one, and Redis shared by replicas."""
+    if request.param == "embedded":
+        return {}
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    return {"CHASER_STORE": redis.url, "CHASER_STORE_HEARTBEAT": "0.3"}
+
+
 def start_server(fake: FakeChaser, tmp_path: Path, transport: str = "http", **env: str) -> HttpServer:
     environment = {"CHASER_KEY": DEFAULT_KEY, **env}
     return HttpServer(fake.url, transport=transport, env=environment).start(tmp_path)
 
 
 @pytest.fixture
-def server(fake: FakeChaser, tmp_path: Path) -> Iterator[HttpServer]:
-    running = start_server(fake, tmp_path, CHASER_SESSION_IDLE_TIMEOUT="1", CHASER_LEASE_SECONDS="1")
+def server(fake: FakeChaser, tmp_path: Path, store: dict[str, str]) -> Iterator[HttpServer]:
+    running = start_server(fake, tmp_path, CHASER_SESSION_IDLE_TIMEOUT="1", CHASER_LEASE_SECONDS="1", **store)
     yield running
     running.stop()
 
 
 @pytest.fixture
-def sse_server(fake: FakeChaser, tmp_path: Path) -> Iterator[HttpServer]:
-    running = start_server(fake, tmp_path, transport="sse")
+def sse_server(fake: FakeChaser, tmp_path: Path, store: dict[str, str]) -> Iterator[HttpServer]:
+    running = start_server(fake, tmp_path, transport="sse", **store)
     yield running
     running.stop()
 
@@ -143,9 +153,9 @@ async def test_two_sse_streams_do_not_own_each_others_sessions(
 
 
 async def test_deleting_the_mcp_session_id_deletes_its_sessions_at_once(
-    fake: FakeChaser, tmp_path: Path
+    fake: FakeChaser, tmp_path: Path, store: dict[str, str]
 ) -> None:
-    server = start_server(fake, tmp_path)  # default idle timeout: only the DELETE can end it
+    server = start_server(fake, tmp_path, **store)  # default idle timeout: only the DELETE can end it
     try:
         with anyio.fail_after(30):
             async with connect(server.mcp_url, "legacy") as client:
@@ -192,9 +202,9 @@ async def test_a_stateless_callers_sessions_survive_while_it_keeps_calling(
 
 
 async def test_sigterm_deletes_every_conversations_sessions_and_exits_zero(
-    fake: FakeChaser, tmp_path: Path
+    fake: FakeChaser, tmp_path: Path, store: dict[str, str]
 ) -> None:
-    server = start_server(fake, tmp_path)
+    server = start_server(fake, tmp_path, **store)
     with anyio.fail_after(30):
         async with connect(server.mcp_url, "legacy", terminate_on_close=False) as one:
             first = await create(one)
@@ -202,8 +212,14 @@ async def test_sigterm_deletes_every_conversations_sessions_and_exits_zero(
             second = await create(two)
             kept = await create(two, persist=True)
     assert server.terminate(signal.SIGTERM) == 0
-    assert {first, second} <= set(fake.deleted_ids())
-    assert open_ids(fake) == {kept}
+    if not store:
+        assert {first, second} <= set(fake.deleted_ids())
+        assert open_ids(fake) == {kept}
+    else:
+        # Replicas: a stateless caller's lease is every replica's, so one replica stopping leaves it be
+        # (the lease's expiry deletes it, test_replicas.py); the handshake-era conversation was its own.
+        assert first in fake.deleted_ids()
+        assert open_ids(fake) == {kept, second}
 
 
 # -- multi-tenant: each caller brings its own key ----------------------------------------------
@@ -338,9 +354,12 @@ def test_an_oversized_request_body_is_refused(server: HttpServer) -> None:
 
 
 async def test_twenty_concurrent_conversations_with_faults_leave_no_unpersisted_session_open(
-    fake: FakeChaser, tmp_path: Path
+    fake: FakeChaser, tmp_path: Path, store: dict[str, str]
 ) -> None:
-    server = start_server(fake, tmp_path)
+    # On Redis, the stateless callers' leases outlive the replica: a short lease, and a replica
+    # started afterwards reaps them once they expire.
+    lease = {"CHASER_LEASE_SECONDS": "1"} if store else {}
+    server = start_server(fake, tmp_path, **store, **lease)
     fake.inject(
         Status(503, {"error": {"code": "unavailable", "message": "try later"}}), method="GET", times=10
     )
@@ -369,4 +388,10 @@ async def test_twenty_concurrent_conversations_with_faults_leave_no_unpersisted_
         assert server.terminate(signal.SIGTERM) == 0
     finally:
         server.stop()
+    if store:
+        successor = start_server(fake, tmp_path, **store, **lease)
+        try:
+            await wait_until(lambda: open_ids(fake) == persisted, timeout=20, what="the successor's reap")
+        finally:
+            successor.stop()
     assert open_ids(fake) == persisted

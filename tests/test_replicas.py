@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
+import redis
 
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
 from tests.http_clients import call_in_session, open_mcp_session, rpc_message
@@ -234,3 +235,89 @@ async def test_healthz_says_ok_again_once_redis_is_back(
 
         assert down == 503
         assert poll_until(lambda: httpx2.get(f"{server.base}/healthz", timeout=5).status_code == 200)
+
+
+async def test_a_callers_key_is_checked_once_for_every_replica(
+    fake: FakeChaser, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = {"CHASER_STATE_SECRET": SECRET}
+    with replica_set(fake.url, redis_server.url, tmp_path, env=env, args=("--multi-tenant",)) as servers:
+        for server in servers:
+            async with connect(server.mcp_url, "auto", BOB) as bob:
+                assert not (await bob.call_tool("list_sessions", {})).is_error
+
+    checks = [r for r in fake.requests if r.method == "GET" and r.query.get("limit") == ["1"]]
+    assert len(checks) == 1
+
+
+async def test_a_redis_restart_mid_run_loses_no_session_and_no_lease(
+    fake: FakeChaser, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path / "aof", appendonly=True)
+    redis.start()
+    env = {"CHASER_LEASE_SECONDS": str(LEASE)}
+    try:
+        with replica_set(fake.url, redis.url, tmp_path, count=2, env=env) as (first, second):
+            async with connect(first.mcp_url, "auto") as client:
+                before = await created_id(client)
+            redis.kill()
+            async with connect(second.mcp_url, "auto") as client:
+                refused = await client.call_tool("create_session", {})
+            redis.start()
+            async with connect(second.mcp_url, "auto") as client:
+                after = await created_id(client)
+                owned = await client.call_tool("list_sessions", {"owned_only": True})
+
+            assert refused.is_error
+            assert owned.structured_content is not None
+            assert {s["id"] for s in owned.structured_content["sessions"]} == {before, after}
+            await wait_until(
+                lambda: not (is_open(fake, before) or is_open(fake, after)),
+                timeout=LEASE + 15,
+                what="lease end",
+            )
+            await anyio.sleep(1.0)
+    finally:
+        redis.stop()
+    # The create refused while Redis was down had made a session: deleted at once, once.
+    assert set(deletes_of(fake).values()) == {1}
+    assert {before, after} <= set(deletes_of(fake))
+    assert not any(is_open(fake, s["id"]) for s in fake.sessions)
+
+
+async def test_a_scan_of_every_redis_key_and_value_finds_no_api_key_or_token(
+    fake: FakeChaser, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = {"CHASER_STATE_SECRET": SECRET, "CHASER_RECONNECT_GRACE": "30"}
+    with replica_set(fake.url, redis_server.url, tmp_path, count=2, env=env, args=("--multi-tenant",)) as (
+        first,
+        second,
+    ):
+        async with connect(first.mcp_url, "auto", BOB) as bob:
+            await created_id(bob)
+        async with connect(second.mcp_url, "legacy", DEFAULT_KEY) as alice:
+            await created_id(alice)
+        dump = redis_dump(redis_server)
+
+    assert dump  # there is something to scan
+    for secret in (BOB, DEFAULT_KEY, SECRET):
+        assert secret not in dump
+
+
+def redis_dump(server: RedisServer) -> str:
+    """Every key and every value in the Redis, as one text."""
+    client = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+    parts: list[str] = []
+    try:
+        for key in client.scan_iter("*"):
+            kind = client.type(key)
+            value: object = {
+                "string": client.get,
+                "hash": client.hgetall,
+                "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+                "set": client.smembers,
+            }[kind](key)
+            parts.append(f"{key} {value}")
+    finally:
+        client.close()
+    return "\n".join(parts)

@@ -15,7 +15,9 @@ Keys, all under ``prefix`` so several deployments can share one Redis:
 - ``<prefix>owned:<owner id>``: a hash, session id -> persist flag, of what a lease owns (read back
   by every replica that serves the caller);
 - ``<prefix>held:<caller>``: a hash, session id -> owner id, of what a caller left waiting for a
-  reconnect.
+  reconnect;
+- ``<prefix>keycheck:<sha256 of a key>``: whether the API accepted that key, for a minute (refused:
+  ten seconds), so a multi-tenant caller's key is checked once for every replica.
 
 An owner's key expiring is all it takes for its open, non-persisted entries to become orphans: a
 dead replica's heartbeat, a lease nobody renewed, a grace nobody adopted within. The reaper then
@@ -423,6 +425,21 @@ class RedisStore:
     async def has_held(self, caller: str) -> bool:
         """Whether ``caller`` has sessions waiting for a reconnect (a cheap check before ``adopt``)."""
         return bool(await self._quietly("has_held", lambda: self._redis.exists(self._held_key(caller)), 0))
+
+    # -- the key-check cache, shared: a caller's key is checked once for every replica --------------
+
+    def _key_check_key(self, digest: str) -> str:
+        return f"{self.prefix}keycheck:{digest}"
+
+    async def key_verdict(self, digest: str) -> bool | None:
+        """What a replica learned of the key with this SHA-256 (hex), while fresh; None: unknown."""
+        found = await self._quietly("key_verdict", lambda: self._redis.get(self._key_check_key(digest)), None)
+        return None if found is None else found == "1"
+
+    async def remember_key(self, digest: str, valid: bool, seconds: float) -> None:
+        key = self._key_check_key(digest)
+        ms = max(1, int(seconds * 1000))
+        await self._quietly("remember_key", lambda: self._redis.set(key, int(valid), px=ms), None)
 
     async def ping(self) -> bool:
         """Whether Redis answers now (``/healthz``)."""

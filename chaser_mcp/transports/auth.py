@@ -26,6 +26,7 @@ from .._ids import key_fingerprint
 from ..api import AuthenticationError, ChaserClient, ChaserError
 from ..config import Settings
 from ..server import ServerState
+from ..store import SharedOwnership
 
 __all__ = ["Caller", "CallerBackend", "KeyVerifier", "refusal_response"]
 
@@ -73,19 +74,25 @@ class KeyVerifier:
 
     Both caches are bounded (a flood of made-up keys costs upstream calls, never memory),
     and refused keys live in their own smaller cache, so they cannot evict good ones.
-    Concurrent checks of one key share a single upstream call.
+    Concurrent checks of one key share a single upstream call. With replicas on a shared store
+    (``shared``), a verdict one replica got is every replica's for as long (kept there by the key's
+    SHA-256, never the key), so a caller spread over N replicas costs one upstream check, not N.
     """
 
     def __init__(
         self,
         client: ChaserClient,
         *,
+        shared: SharedOwnership | None = None,
         ttl: float = 60.0,
         negative_ttl: float = 10.0,
         maxsize: int = 10_000,
         negative_maxsize: int = 1_000,
     ) -> None:
         self._client = client
+        self._shared = shared
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
         self._valid: TTLCache[bytes, bool] = TTLCache(maxsize, ttl)
         self._invalid: TTLCache[bytes, bool] = TTLCache(negative_maxsize, negative_ttl)
         self._checking: dict[bytes, _PendingCheck] = {}
@@ -115,12 +122,11 @@ class KeyVerifier:
     async def _check(self, digest: bytes, api_key: str) -> bool:
         pending = self._checking[digest] = _PendingCheck()
         try:
-            await self._client.for_key(api_key).list_sessions(limit=1)
-            pending.valid = True
-            self._valid[digest] = True
-        except AuthenticationError:
-            pending.valid = False
-            self._invalid[digest] = True
+            verdict = await self._shared.key_verdict(digest.hex()) if self._shared is not None else None
+            if verdict is None:
+                verdict = await self._ask_api(digest, api_key)
+            pending.valid = verdict
+            (self._valid if verdict else self._invalid)[digest] = True
         except ChaserError as exc:
             pending.error = exc
             raise
@@ -128,6 +134,16 @@ class KeyVerifier:
             del self._checking[digest]
             pending.done.set()
         return pending.valid
+
+    async def _ask_api(self, digest: bytes, api_key: str) -> bool:
+        try:
+            await self._client.for_key(api_key).list_sessions(limit=1)
+            valid = True
+        except AuthenticationError:
+            valid = False
+        if self._shared is not None:
+            await self._shared.remember_key(digest.hex(), valid, self._ttl if valid else self._negative_ttl)
+        return valid
 
 
 # -- the backend ----------------------------------------------------------------------------------
@@ -171,7 +187,7 @@ class CallerBackend(AuthenticationBackend):
     def __init__(self, state: ServerState, settings: Settings) -> None:
         self._state = state
         self._auth_token = settings.auth_token
-        self._verifier = KeyVerifier(state.client) if settings.multi_tenant else None
+        self._verifier = KeyVerifier(state.client, shared=state.store) if settings.multi_tenant else None
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, Caller]:
         try:
