@@ -445,6 +445,7 @@ class FakeChaser:
         self._requests: list[RecordedRequest] = []
         self._deleted: list[str] = []
         self._deleted_at: dict[str, float] = {}  # id -> time.time() of the DELETE that closed it
+        self._redundant_deletes: dict[str, int] = {}  # id -> DELETEs that reached it after that one
         self._unanswered_creates: set[str] = set()  # created, but the 201 never reached the client
         self._random = random.Random(seed)
         self._injected: dict[str, dict[str, int]] = {}  # label -> method -> count
@@ -627,7 +628,9 @@ class FakeChaser:
     def state(self) -> dict[str, Any]:
         """What another process needs to judge a run (``GET /_fake/state`` answers with this): every
         session with its TTL, when a DELETE closed it (Unix time) and whether its create was answered;
-        the faults given by label and method; the requests seen by method."""
+        the faults given by label and method; the requests seen by method; and, per session, the
+        DELETEs that reached it after one had already closed it (a double delete, unless a fault
+        hid the first one's answer)."""
         with self._lock:
             now = self._now()
             sessions = [
@@ -644,7 +647,13 @@ class FakeChaser:
             requests: dict[str, int] = {}
             for r in self._requests:
                 requests[r.method] = requests.get(r.method, 0) + 1
-        return {"sessions": sessions, "faults": injected, "requests": requests}
+            redundant = dict(self._redundant_deletes)
+        return {
+            "sessions": sessions,
+            "faults": injected,
+            "requests": requests,
+            "redundant_deletes": redundant,
+        }
 
     @property
     def sessions(self) -> list[dict[str, Any]]:
@@ -847,6 +856,8 @@ class FakeChaser:
                 return _not_found(session_id)
             now = self._now()
             if self._status(session, now) not in ("creating", "ready"):
+                if session_id in self._deleted_at:
+                    self._redundant_deletes[session_id] = self._redundant_deletes.get(session_id, 0) + 1
                 return _not_open(session_id)
             session.deleted_at = now
             self._deleted.append(session_id)
