@@ -13,6 +13,11 @@ Why the gate watches the transport here rather than registering on the SDK's end
 * the gate must learn each ``Mcp-Session-Id`` and SSE stream id from the SDK's answer
   anyway, to bind it to its principal before the client can use it.
 
+Sticky routing needs the SSE stream id outside the body too: a load balancer learns which
+replica holds a stream from a response header (``Mcp-Sse-Session-Id``, the ``session_id`` the
+client will post to), as it learns an MCP session's replica from ``Mcp-Session-Id``; see
+deploy/README.md.
+
 So: an SSE stream ends when the SDK's endpoint returns (the stream closed); an MCP
 session ends when the SDK accepts its ``DELETE``; the idle sweeper
 (``Conversations.sweep_idle_forever``) ends abandoned sessions and expired leases; and
@@ -22,6 +27,7 @@ session ends when the SDK accepts its ``DELETE``; the idle sweeper
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
@@ -29,12 +35,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..conversations import Conversations
 from .auth import Caller
-from .connections import ConnectionRegistry, announced_stream, too_many_connections
+from .connections import ConnectionRegistry, announced_stream, parse_stream_id, too_many_connections
 from .resolution import Binding, conversation_key
 
-__all__ = ["ConversationEnds"]
+__all__ = ["SSE_SESSION_HEADER", "ConversationEnds"]
 
 log = logging.getLogger("chaser_mcp.transports.ends")
+
+# The SSE stream id, as the endpoint event's URL spells it, in the stream's response headers.
+SSE_SESSION_HEADER = b"mcp-sse-session-id"
+_SESSION_PARAM = re.compile(rb"[?&]session_id=([0-9A-Za-z_-]+)")
 
 # Pass a request on to the SDK; returns the status and the Mcp-Session-Id it answered with.
 Forward = Callable[[Scope, Receive, Send], Awaitable[tuple[int | None, str | None]]]
@@ -84,16 +94,24 @@ class ConversationEnds:
         stream: UUID | None = None
         conversation_id: str | None = None
         response_done = False
+        start: Message | None = None  # held back until the first body says which stream this is
 
         async def watching_send(message: Message) -> None:
-            nonlocal stream, conversation_id, response_done
+            nonlocal stream, conversation_id, response_done, start
             if response_done:
                 # The SDK's SSE endpoint returns an empty Response after the stream it already
                 # sent; uvicorn would log that as an error on every disconnect. Drop it.
                 return
+            if message["type"] == "http.response.start":
+                start = message
+                return
             if message["type"] == "http.response.body":
                 response_done = not message.get("more_body", False)
-                if stream is None and (announced := announced_stream(message.get("body", b""))):
+                body: bytes = message.get("body", b"")
+                if start is not None:
+                    await send(_with_stream_header(start, body))
+                    start = None
+                if stream is None and (announced := announced_stream(body)):
                     # Bound before the client can learn the id: no one else can ever post to it.
                     stream = announced
                     self._connections.add_stream(stream, caller.principal)
@@ -109,6 +127,8 @@ class ConversationEnds:
 
         try:
             await self._app(scope, receive, watching_send)
+            if start is not None:  # a response without a body message: still answer
+                await send(start)
         finally:
             self._connections.release(caller.principal)
             if stream is not None:
@@ -120,3 +140,14 @@ class ConversationEnds:
         limit = self._connections.limit or 0
         log.warning("refused a new %s: the caller already holds %d", what, limit)
         await too_many_connections(limit)(scope, receive, send)
+
+
+def _with_stream_header(start: Message, body: bytes) -> Message:
+    """``start`` plus the stream-id header when ``body`` is the SDK's ``endpoint`` event, so a load
+    balancer can route the client's posts to this replica; any other response is left unchanged."""
+    announced = announced_stream(body)
+    param = _SESSION_PARAM.search(body)
+    if announced is None or param is None or announced != parse_stream_id(param.group(1).decode()):
+        return start
+    headers = [*start.get("headers", []), (SSE_SESSION_HEADER, param.group(1))]
+    return {**start, "headers": headers}
