@@ -64,6 +64,7 @@ class HAProxy:
         self.replica_ports = list(replica_ports)
         self.port = free_port()
         self.stats_port = free_port()
+        directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "haproxy.cfg"
         self.config.write_text(render_config(self.port, self.stats_port, self.replica_ports))
         self.log = directory / "haproxy.log"
