@@ -167,12 +167,12 @@ async def call(client: Client, tally: Tally, tool: str, arguments: dict[str, Any
         if not result.is_error:
             return result.structured_content or {}
         text = " ".join(getattr(block, "text", "") for block in result.content)
-        if "injected" in text:  # the fake's marker of a fault it injected
+        if "injected" in text or "HTTP 429" in text:  # the fake's marks of a fault it injected
             tally.api_faults_passed_on += 1
             return None
         reason = f"{tool}: tool error: {text[:80]}"
     except Exception as exc:  # a failed call is what is measured, not a reason to stop
-        reason = f"{tool}: {type(exc).__name__}"
+        reason = f"{tool}: {type(exc).__name__}: {str(exc)[:60]}"
     tally.failed += 1
     tally.failures[reason] += 1
     start, end = tally.kill_window
@@ -190,12 +190,18 @@ async def stateless_caller(url: str, key: str, persist: bool, until: float, tall
     while time.time() < until:
         try:
             async with connect(url, key, "auto") as client:
-                for keep in ((False, True) if persist else (False,)) if not ids else ():
-                    options = {"persist": True, "ttl_seconds": PERSIST_TTL} if keep else {"ttl_seconds": 600}
-                    made = await call(client, tally, "create_session", options)
-                    if made is not None:
-                        ids.append(str(made["id"]))
-                        tally.created.append(ids[-1])
+                wanted = [{"ttl_seconds": 600}] + (
+                    [{"persist": True, "ttl_seconds": PERSIST_TTL}] if persist else []
+                )
+                for options in wanted[len(ids) :]:
+                    for _attempt in range(
+                        3
+                    ):  # a create meeting an injected fault is not retried by the server
+                        made = await call(client, tally, "create_session", options)
+                        if made is not None:
+                            ids.append(str(made["id"]))
+                            tally.created.append(ids[-1])
+                            break
                 turn = 0
                 while time.time() < until:
                     if ids:

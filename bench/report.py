@@ -28,6 +28,7 @@ BENCHES = {
     "vs_playwright_mcp": "bench_vs_playwright_mcp",
     "acting": "bench_acting",
     "fault_soak": "bench_fault_soak",
+    "replicas": "bench_replicas",
 }
 
 
@@ -372,6 +373,41 @@ def fault_soak_section(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def replicas_section(r: dict[str, Any]) -> list[str]:
+    plan, load, lat = r["plan"], r["load"], r["store_latency"]
+    reap = load["seconds_kill_to_last_reap"]
+    reaped = "n/a (none lived there)" if reap is None else f"{reap:.1f} s"
+    return [
+        f"**Replicas** (`python -m bench.bench_replicas`, {r['runtime_s']:.0f} s in this run): "
+        f"{plan['replicas']} replicas behind HAProxy (`deploy/haproxy.cfg`) on one Redis, "
+        f"{plan['stateless']} stateless (2026-07-28) callers with their own keys and {plan['handshake']} "
+        f"handshake-era conversations for {plan['duration_s']:.0f} s, the fake API faulting "
+        f"{plan['fault_rate']:.0%} of requests (429, 500, 503, slow); one replica killed with -9 after "
+        f"{plan['kill_at_s']:.0f} s and restarted {load['restart_after_s']:.0f} s later (heartbeat "
+        f"{plan['heartbeat_s']:g} s); then every caller ends (leases of {plan['lease_s']:.0f} s, a "
+        f"reconnect grace of {plan['grace_s']:.0f} s).",
+        "",
+        "| calls | API faults passed on | failed otherwise (in the kill window) | sessions | **leaked** "
+        "| **double deletes** | dead replica's sessions reaped after | all deleted after the end |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {load['calls']} | {load['api_faults_passed_on']} | {load['calls_failed']} "
+        f"({load['calls_failed_in_kill_window']}) | {load['sessions_created']} "
+        f"| **{load['sessions_leaked']}** | **{load['double_deletes']}** "
+        f"| {reaped} ({load['dead_replicas_sessions']} sessions) "
+        f"| {load['seconds_end_to_all_deleted']:.1f} s |",
+        "",
+        "API faults passed on = an injected fault the server answered with as the tool's error, as "
+        "designed (a 500 on a read and any failure of a create are not retried: README, Retries). "
+        "Failed otherwise = what the replicas and the balancer caused: an MCP session lost with the killed "
+        "replica, a request in flight to it. Double delete = a DELETE that reached a session another had "
+        "already closed (the fault mix has no lost-answer kind, so each would be real). "
+        f"Redis store's added latency per `get_session` of a stateless caller, against the embedded "
+        f"store in the same run (calls interleaved, median of {lat['calls_per_store']}): "
+        f"{lat['median_ms']['redis']:.2f} vs {lat['median_ms']['embedded']:.2f} ms, "
+        f"**{lat['added_ms']:+.2f} ms** (target at most +0.3 ms: {verdict(lat['meets_target'])}).",
+    ]
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "stdio": stdio_section,
     "http": http_section,
@@ -379,6 +415,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "vs_playwright_mcp": vs_playwright_section,
     "acting": acting_section,
     "fault_soak": fault_soak_section,
+    "replicas": replicas_section,
 }
 
 

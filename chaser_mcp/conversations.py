@@ -58,6 +58,7 @@ log = logging.getLogger("chaser_mcp.conversations")
 
 
 TTL_MARGIN = 60.0  # a pending delete is retried this long past the session's TTL, for safety
+RENEW_EVERY = 1.0  # a replica renews a shared lease for requests that need no answer at most this often
 
 
 class ConversationEnded(Exception):
@@ -91,6 +92,7 @@ class Conversation:
     sessions: dict[str, OwnedSession] = field(default_factory=dict)
     graceful: bool = False  # its end lets its sessions wait out the reconnect grace (HTTP, SSE)
     shared: bool = False  # a lease kept in the shared store: this replica never deletes its sessions
+    renewed_at: float | None = None  # when this replica last renewed it in the shared store (its clock)
     ended: bool = False
     cleaned: bool = False  # its cleanup has taken the list of sessions to delete
     creates_in_flight: int = 0
@@ -223,13 +225,26 @@ class Conversations:
         """Whether leases live in a store every replica shares (they must be renewed there)."""
         return self._shared is not None
 
+    async def keep_lease(
+        self, conversation_id: str, api: ChaserClient, *, principal: str, lease_seconds: float
+    ) -> None:
+        """Any request of a stateless caller: renew its lease (on a shared store, for every replica,
+        at most every ``RENEW_EVERY`` seconds per replica: the lease is written that much longer, so
+        it never ends sooner than ``lease_seconds`` after the caller's last request)."""
+        conversation = self.open(
+            conversation_id, api, principal=principal, idle_timeout=lease_seconds, lease=True
+        )
+        renewed = conversation.renewed_at
+        if self._shared is not None and (renewed is None or self.clock() - renewed >= RENEW_EVERY):
+            await self.renew_lease(conversation_id, api, principal=principal, lease_seconds=lease_seconds)
+
     async def renew_lease(
         self, conversation_id: str, api: ChaserClient, *, principal: str, lease_seconds: float
     ) -> Conversation:
-        """A stateless caller's request on a shared store: renew its lease for every replica and take
-        in what it owns now, whichever replica created or deleted it. With the store down, the
-        request goes on with what this replica knows (a lease renewal missed is not a session lost:
-        the next request renews it)."""
+        """A stateless caller's tool call: renew its lease for every replica and take in what it owns
+        now, whichever replica created or deleted it (one round trip to a shared store). With the
+        store down, the call goes on with what this replica knows (a lease renewal missed is not a
+        session lost: the next request renews it)."""
         conversation = self.open(
             conversation_id, api, principal=principal, idle_timeout=lease_seconds, lease=True
         )
@@ -237,10 +252,11 @@ class Conversations:
             return conversation
         lease = self._shared.lease_owner(key_fingerprint(conversation_id))
         try:
-            owned = await self._shared.renew_lease(lease, lease_seconds)
+            owned = await self._shared.renew_lease(lease, lease_seconds + RENEW_EVERY)
         except StoreUnavailable as exc:
             log.warning("%s", exc)
             return conversation
+        conversation.renewed_at = self.clock()
         sessions = conversation.sessions
         for session_id in [sid for sid, s in sessions.items() if sid not in owned and not s.closed]:
             # Deleted (or reaped) through another replica; creates record here first, so none is lost.

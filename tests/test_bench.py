@@ -195,6 +195,22 @@ def test_the_fault_soak_accounts_for_every_call_fault_and_session(quick_run: Qui
     assert isinstance(r["after_end"]["server_exit_code"], int)
 
 
+def test_the_replicas_bench_accounts_for_every_session_and_the_kill(quick_run: QuickRun) -> None:
+    r = quick_run.bench("replicas")
+    load, latency = r["load"], r["store_latency"]
+
+    assert load["calls"] >= load["calls_failed"] + load["api_faults_passed_on"]
+    assert load["calls_failed_in_kill_window"] <= load["calls_failed"]
+    assert sum(load["failures"].values()) >= load["calls_failed"]
+    assert len(load["leaked_ids"]) == min(load["sessions_leaked"], 20)
+    for key in ("sessions_created", "sessions_leaked", "double_deletes", "dead_replicas_sessions_not_reaped"):
+        assert isinstance(load[key], int) and load[key] >= 0
+    assert load["restart_after_s"] >= r["plan"]["restart_after_s"]
+    assert set(latency["median_ms"]) == {"redis", "embedded"}
+    assert latency["calls_per_store"] == r["plan"]["latency_rounds"] * r["plan"]["latency_calls"]
+    assert isinstance(r["meets_target"], bool)
+
+
 @pytest.mark.skipif(
     not REFERENCE_INSTALLED,
     reason=f"Playwright MCP is not installed in {DEFAULT_PLAYWRIGHT_MCP_DIR} "

@@ -77,9 +77,10 @@ class CallerGate:
         scope[BINDING_SCOPE_KEY] = binding
         conversations = self._state.conversations
         if binding.lease and conversations.shares_leases:
-            # Every replica renews the caller's lease in the store, and learns what it owns there.
+            # Every request renews the caller's lease for every replica (a tool call also reads back
+            # what the caller owns there, when it resolves its conversation).
             assert binding.idle_timeout is not None
-            await conversations.renew_lease(
+            await conversations.keep_lease(
                 binding.conversation_id,
                 binding.api,
                 principal=binding.principal,

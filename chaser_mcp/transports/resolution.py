@@ -147,14 +147,24 @@ def http_conversation_of(state: ServerState) -> Callable[[Context], Awaitable[Co
         binding = getattr(request, "scope", {}).get(BINDING_SCOPE_KEY) if request is not None else None
         if not isinstance(binding, Binding):
             raise ToolError("This request did not come through the HTTP gate; reconnect to /mcp or /sse.")
-        conversation = state.conversations.open(
-            binding.conversation_id,
-            binding.api,
-            principal=binding.principal,
-            idle_timeout=binding.idle_timeout,
-            graceful=binding.graceful,
-            lease=binding.lease,
-        )
+        if binding.lease and state.conversations.shares_leases:
+            # What the caller owns, as every replica knows it (and its lease renewed for all).
+            assert binding.idle_timeout is not None
+            conversation = await state.conversations.renew_lease(
+                binding.conversation_id,
+                binding.api,
+                principal=binding.principal,
+                lease_seconds=binding.idle_timeout,
+            )
+        else:
+            conversation = state.conversations.open(
+                binding.conversation_id,
+                binding.api,
+                principal=binding.principal,
+                idle_timeout=binding.idle_timeout,
+                graceful=binding.graceful,
+                lease=binding.lease,
+            )
         if conversation.principal != binding.principal:
             raise ToolError("This conversation belongs to another caller; open your own connection.")
         await adopt_what_the_call_names(state, conversation, ctx.request_context.params)
