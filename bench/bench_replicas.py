@@ -61,7 +61,9 @@ from bench.common import (
 from tests.haproxy_support import HAProxy
 from tests.redis_support import RedisServer, free_port
 
-KEYS = tuple(f"ck_test_replica_{i:03d}_0123456789abcdef" for i in range(100))
+# One key per caller: stateless callers take the first ones, handshake-era conversations the next ones
+# (a key shared by both would let the stateless caller adopt the other's sessions, as a caller may).
+KEYS = tuple(f"ck_test_replica_{i:03d}_0123456789abcdef" for i in range(120))
 SECRET = "bench-replicas-shared-secret-0123456789"
 FAULT_KINDS = "429,500,503,slow"
 PERSIST_TTL = 3599  # persisted sessions are told apart at the fake by this TTL
@@ -304,7 +306,8 @@ async def load_phase(plan: Plan, tmp: Path, result: dict[str, Any]) -> None:
                         for i in range(plan.stateless):
                             tg.start_soon(stateless_caller, url, KEYS[i], i == 0, until, tally)
                         for j in range(plan.handshake):
-                            tg.start_soon(handshake_conversation, url, KEYS[j % len(KEYS)], until, tally)
+                            key = KEYS[plan.stateless + j]
+                            tg.start_soon(handshake_conversation, url, key, until, tally)
                         await anyio.sleep(plan.kill_at_s)
                         killed_at = time.time()
                         tally.kill_window = (killed_at, killed_at + plan.restart_after_s + 5.0)
@@ -342,6 +345,7 @@ async def load_phase(plan: Plan, tmp: Path, result: dict[str, Any]) -> None:
         "dead_replicas_sessions": len(dead_ones),
         "dead_replicas_sessions_not_reaped": len(dead_ones) - len(reaped),
         "seconds_kill_to_last_reap": round(max(reaped) - killed_at, 1) if reaped else None,
+        "seconds_kill_to_each_reap": sorted(round(t - killed_at, 1) for t in reaped),
         "restart_after_s": round(restarted_at - killed_at, 1),
         "seconds_end_to_all_deleted": round(waited, 1),
         "run_s": round(ended_at - started, 1),
