@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -237,6 +238,11 @@ class Settings(DeclaredSettings):
     )
     host: str = option("127.0.0.1", "Address http/sse listen on.")
     port: int = option(8931, "Port http/sse listen on.", ge=0, le=65535)
+    public_url: str | None = option(
+        None,
+        "URL people reach this server at (behind a proxy), for the live viewer's links; http/sse only.",
+        shown_default="http://<host>:<port> as bound",
+    )
     token: SecretStr | None = option(
         None,
         "Bearer token HTTP callers must send; required off loopback. A flag is visible to every local user "
@@ -333,6 +339,16 @@ class Settings(DeclaredSettings):
         if not value.startswith(("http://", "https://")):
             raise SettingsError(f"must start with http:// or https://, got {redact_url(value)[:100]!r}")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise SettingsError(f"must be an http:// or https:// URL with no query, got {value[:100]!r}")
+        return value.rstrip("/")
 
     @field_validator("store")
     @classmethod

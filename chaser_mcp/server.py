@@ -34,6 +34,7 @@ from .tools import (
     SnapshotTools,
     WaitTools,
 )
+from .viewer import Viewers
 
 INSTRUCTIONS = """\
 Real mobile browser sessions (Chaser). create_session starts one (billed while open) and waits until
@@ -74,6 +75,8 @@ class ServerState:
     links: PageLinks = field(default_factory=PageLinks)
     # The store shared with other replicas (CHASER_STORE), whose health is this server's too.
     store: SharedOwnership | None = None
+    # The live viewer's links; the transport serves its routes (or ``viewers.run()`` opens a loopback port).
+    viewers: Viewers = field(default_factory=Viewers)
 
     def __post_init__(self) -> None:
         if self.client.api_key:
@@ -140,7 +143,7 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     )
     resolve = conversation_of or single_conversation(state)
     pages = SessionPages(state.settings, state.links)
-    SessionTools(state.settings, state.conversations, resolve, pages).register(server)
+    SessionTools(state.settings, state.conversations, resolve, pages, state.viewers).register(server)
     PageTools(state.settings, resolve, pages).register(server)
     SnapshotTools(state.settings, resolve, pages).register(server)
     ActTools(state.settings, resolve, pages).register(server)

@@ -25,7 +25,7 @@ from mcp.server.mcpserver import MCPServer
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.conversations import Conversations
 from chaser_mcp.server import ServerState, build_server
-from chaser_mcp.transports.http import bound_port, build_http_app, http_conversation_of
+from chaser_mcp.transports.http import bound_port, build_http_app, http_conversation_of, serve_viewer_at
 from tests import mcp_support
 from tests.fake_chaser import FakeChaser
 from tests.mcp_support import fast_settings
@@ -172,6 +172,7 @@ async def served(
     async with anyio.create_task_group() as tg:
         tg.start_soon(uvicorn_server.serve)
         await mcp_support.wait_until(lambda: uvicorn_server.started, timeout=15, what="uvicorn to start")
+        serve_viewer_at(state, bound_port(uvicorn_server))
         try:
             yield Served(f"http://127.0.0.1:{bound_port(uvicorn_server)}", state, server)
         finally:

@@ -112,6 +112,7 @@ async def local_mcp(**settings_changes: Any) -> AsyncIterator[LocalHarness]:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(state.links.run)
+                    tg.start_soon(state.viewers.run)  # its loopback port, as over stdio
                     yield LocalHarness(api, state, build_server(state))
                     tg.cancel_scope.cancel()
             finally:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from ..api import ChaserError, Session, SessionNotFound, SessionNotOpen
 from ..config import Settings
 from ..conversations import Conversation, Conversations
+from ..viewer import Viewers, ViewerUnavailable
 from ._common import (
     CHANGE,
     COMPACT,
@@ -102,8 +103,10 @@ class SessionTools:
         conversations: Conversations,
         conversation_of: ConversationOf,
         pages: SessionPages,
+        viewers: Viewers,
     ) -> None:
         self._settings = settings
+        self._viewers = viewers
         self._base_url = settings.base_url
         self._conversations = conversations
         self._conversation_of = conversation_of
@@ -277,14 +280,25 @@ class SessionTools:
 
     async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
         """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
+        # This server's own viewer (viewer/), on both backends: the page a person opens streams the
+        # session over its cdp_url with this caller's key, which stays here. The cloud's own token is
+        # a stream for its dashboard, which a person's browser cannot open.
         conversation = await self._conversation_of(ctx)
-        token = await self._call_open(conversation, session_id, conversation.api.preview_token(session_id))
+        session = await call_api(
+            conversation.api.get_session(session_id), base_url=self._base_url, session_id=session_id
+        )
+        if session.status != "ready" or not session.cdp_url:
+            raise ToolError(await self._not_ready_reason(conversation, session))
+        try:
+            link = await self._viewers.mint(session_id, conversation.api, conversation.principal)
+        except ViewerUnavailable as exc:
+            raise ToolError(f"The live viewer cannot be served here ({exc}); use take_screenshot.") from exc
         return PreviewLink(
             session_id=session_id,
-            url=token.url,
-            expires_at=token.expires_at,
-            input_enabled=token.input_enabled,
-            fps=token.fps,
+            url=link.url,
+            expires_at=link.expires_at,
+            input_enabled=link.input_enabled,
+            fps=link.fps,
         )
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -305,6 +319,18 @@ class SessionTools:
             raise ToolError(await self._not_open_reason(conversation, session_id, exc)) from exc
         except ChaserError as exc:
             raise api_error(exc, base_url=self._base_url, session_id=session_id) from exc
+
+    async def _not_ready_reason(self, conversation: Conversation, session: Session) -> str:
+        """Why a session that is not ready cannot be shown, and what to do."""
+        if session.status == "creating":
+            return (
+                f"Session {session.id} is still starting (status 'creating'). "
+                "Wait a few seconds and try again, or call get_session until status is 'ready'."
+            )
+        if not session.is_open:
+            await self._conversations.record_closed(conversation, session.id)
+        reason = f", ended_reason '{session.ended_reason}'" if session.ended_reason else ""
+        return f"Session {session.id} has ended (status '{session.status}'{reason}). Create a new session."
 
     async def _not_open_reason(self, conversation: Conversation, session_id: str, exc: ChaserError) -> str:
         """Say whether a 409 session is still starting or already over, and what to do."""

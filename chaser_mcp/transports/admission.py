@@ -41,11 +41,16 @@ class HostOriginPolicy:
         self._hosts = (*LOOPBACK_HOSTS, *settings.allowed_hosts)
         self._origins = (*LOOPBACK_ORIGINS, *settings.allowed_origins)
 
-    def refusal(self, scope: Scope) -> Response | None:
-        headers = Headers(scope=scope)
-        if not self._any_host and not _matches(headers.get("host", ""), self._hosts):
+    def host_refusal(self, scope: Scope) -> Response | None:
+        """The Host check alone (the live viewer applies its own, stricter, Origin rule)."""
+        if not self._any_host and not _matches(Headers(scope=scope).get("host", ""), self._hosts):
             return Response("Invalid Host header", status_code=421)
-        origin = headers.get("origin")
+        return None
+
+    def refusal(self, scope: Scope) -> Response | None:
+        if (refused := self.host_refusal(scope)) is not None:
+            return refused
+        origin = Headers(scope=scope).get("origin")
         # Origin is absent on same-origin and non-browser requests.
         if origin and not self._any_origin and not _matches(origin, self._origins):
             return Response("Invalid Origin header", status_code=403)

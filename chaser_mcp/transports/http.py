@@ -1,4 +1,5 @@
-"""Serve the MCP server over streamable HTTP (``/mcp``) and SSE (``/sse`` + ``/messages/``).
+"""Serve the MCP server over streamable HTTP (``/mcp``) and SSE (``/sse`` + ``/messages/``), and the
+live viewer at ``/viewer/...`` (``chaser_mcp/viewer``) on the same origin.
 
 Every request to those endpoints passes the caller gate first (``gate.py``: admission,
 authentication, conversation resolution and ends, one module each). ``/healthz``
@@ -24,12 +25,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from ..server import ServerState, build_server
-from .admission import transport_security
+from .admission import HostOriginPolicy, transport_security
 from .gate import CallerGate
 from .health import ServingHealth
 from .resolution import http_conversation_of
 
-__all__ = ["bound_port", "build_http_app", "http_conversation_of", "serve_http"]
+__all__ = ["bound_port", "build_http_app", "http_conversation_of", "serve_http", "serve_viewer_at"]
 
 log = logging.getLogger("chaser_mcp.transports.http")
 
@@ -65,7 +66,9 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
             )
         return JSONResponse({"status": "ok", "conversations": conversations})
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    # The viewer's token is its credential (a person's browser carries no bearer token); it passes the
+    # same Host allow-list as /mcp, and checks Origin itself (its own origin only).
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), *state.viewers.routes()]
     if settings.transport == "http":
         routes += [r for r in streamable.routes if getattr(r, "path", "") == "/mcp"]
     else:
@@ -77,6 +80,7 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
             tg.start_soon(health.watch, IDLE_SWEEPER, state.conversations.sweep_idle_forever)
             tg.start_soon(health.watch, PENDING_DELETES, state.conversations.pending.run)
             tg.start_soon(state.links.run)  # the CDP links page tools keep open across calls
+            tg.start_soon(state.viewers.run)  # ends open live views at shutdown
             try:
                 with health.running(SESSION_MANAGER):
                     yield
@@ -85,6 +89,14 @@ def build_http_app(state: ServerState, server: MCPServer) -> ASGIApp:
                 await state.conversations.shutdown("server shutting down", create_grace=settings.timeout)
 
     return CallerGate(Starlette(routes=routes, lifespan=lifespan), state, settings)
+
+
+def serve_viewer_at(state: ServerState, port: int) -> None:
+    """Point viewer links at this server: ``CHASER_PUBLIC_URL``, else the address it is bound to."""
+    settings = state.settings
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    public = settings.public_url or f"http://{host}:{port}"
+    state.viewers.serve_at(public, admit=HostOriginPolicy(settings).host_refusal)
 
 
 def bound_port(server: uvicorn.Server) -> int:
@@ -102,13 +114,15 @@ class _Server(uvicorn.Server):
     how a supervisor (or a test) learns it.
     """
 
-    def __init__(self, config: uvicorn.Config, serving: str) -> None:
+    def __init__(self, config: uvicorn.Config, serving: str, state: ServerState) -> None:
         super().__init__(config)
         self._serving = serving
+        self._state = state
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            serve_viewer_at(self._state, bound_port(self))
             log.info("serving MCP on http://%s:%d: %s", self.config.host, bound_port(self), self._serving)
 
     @contextmanager
@@ -132,6 +146,7 @@ async def serve_http(state: ServerState) -> None:
     )
     endpoints = "streamable HTTP at /mcp" if settings.transport == "http" else "SSE at /sse"
     tenancy = "multi-tenant" if settings.multi_tenant else "single-tenant"
-    await _Server(config, f"{endpoints}, health at /healthz ({tenancy})").serve()
+    serving = f"{endpoints}, health at /healthz, live viewer at /viewer/ ({tenancy})"
+    await _Server(config, serving, state).serve()
     with anyio.CancelScope(shield=True):
         await state.client.aclose()

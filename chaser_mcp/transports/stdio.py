@@ -68,6 +68,7 @@ async def serve_stdio(state: ServerState, server: MCPServer) -> None:
         tg.start_soon(exit_on_signal)
         tg.start_soon(state.conversations.pending.run)  # retries deletes that failed, while we run
         tg.start_soon(state.links.run)  # the CDP links page tools keep open across calls
+        tg.start_soon(state.viewers.run)  # the live viewer's loopback port, opened on first use
         with serve_scope:
             await server.run_stdio_async()
         if stopping:  # a signal's cleanup is running and ends the process
