@@ -157,7 +157,16 @@ async def served(
     """The HTTP app as ``serve_http`` runs it, in this process on a loopback port the OS picks,
     stopped (every conversation ended) on exit. Pass ``conversations`` with a ``ManualClock`` to
     drive idle and lease rules without sleeping."""
-    settings = fast_settings(fake.url, **{"transport": "http", "port": 0, **settings_changes})
+    async with served_on(fake.url, conversations, **settings_changes) as running:
+        yield running
+
+
+@asynccontextmanager
+async def served_on(
+    api_url: str, conversations: Conversations | None = None, **settings_changes: Any
+) -> AsyncIterator[Served]:
+    """``served`` on any Chaser-compatible API (the fake, or a local backend)."""
+    settings = fast_settings(api_url, **{"transport": "http", "port": 0, **settings_changes})
     client = ChaserClient(settings.api_key, base_url=settings.base_url, timeout=settings.timeout)
     if conversations is None:
         conversations = Conversations(

@@ -101,7 +101,10 @@ async def running_server(
     conversations = Conversations(cleanup_timeout=settings.cleanup_timeout)
     state = ServerState(settings, client, conversations)
     try:
-        yield Harness(fake, settings, state, build_server(state))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(state.viewers.run)  # the live viewer's loopback port, as over stdio
+            yield Harness(fake, settings, state, build_server(state))
+            tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await conversations.end_all("test finished")

@@ -119,7 +119,10 @@ async def test_every_tool_works_over_each_transport_and_era(
     assert [s["id"] for s in listed.structured_content["sessions"]] == [session_id]
     assert got.structured_content is not None and got.structured_content["owned"] is True
     assert [block.type for block in shot.content] == ["text", "image"]
-    assert link.structured_content is not None and link.structured_content["url"].startswith("wss://")
+    base = server.base if transport == "http" else sse_server.base
+    assert link.structured_content is not None and link.structured_content["url"].startswith(
+        f"{base}/viewer/"
+    )
     assert deleted.structured_content == {"session_id": session_id, "outcome": "deleted", "owned": True}
 
 

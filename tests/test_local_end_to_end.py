@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +20,6 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from PIL import Image
-from websockets.asyncio.client import connect
 
 from tests.local_support import (
     BLOCK_BOX,
@@ -34,6 +32,7 @@ from tests.local_support import (
     wait_for_no_processes,
 )
 from tests.stdio_process import REPO_ROOT, StdioServer
+from tests.viewer_support import next_frame, tap, viewer_socket
 
 pytestmark = [pytest.mark.anyio, requires_chromium]
 
@@ -106,15 +105,13 @@ async def test_a_local_session_opens_reads_screenshots_streams_and_leaves_nothin
             await client.call_tool("navigate", {"session_id": session_id, "url": site.url("/button")})
             link = structured(await client.call_tool("get_preview_link", {"session_id": session_id}))
             assert link["input_enabled"] is True
+            # The server's own viewer, on a loopback port it opened for this stdio process.
+            assert link["url"].startswith("http://127.0.0.1:") and "/viewer/" in link["url"]
             async with httpx2.AsyncClient() as http:
                 assert (await http.get(link["url"])).status_code == 200
-            path, _, query = link["url"].partition("?")
-            async with connect(path.replace("http://", "ws://", 1) + "/ws?" + query) as stream:
-                frames = 0
-                with anyio.fail_after(15):
-                    while frames < 1:
-                        frames += isinstance(await stream.recv(), bytes)
-                await stream.send(json.dumps({"type": "click", "x": 200, "y": 350}))
+            async with viewer_socket(link["url"]) as stream:
+                await next_frame(stream)
+                await tap(stream, 200, 350)  # the button on /button
                 with anyio.fail_after(15):
                     while (  # noqa: ASYNC110 - a page offers no event to wait on
                         "clicked 1x"

@@ -389,17 +389,20 @@ async def test_a_screenshot_of_a_closed_session_says_it_has_ended_and_to_create_
 # -- get_preview_link -----------------------------------------------------------------------------
 
 
-async def test_get_preview_link_returns_url_expiry_input_flag_and_fps(
-    mcp_client: Client, fake_chaser: FakeChaser
+async def test_get_preview_link_returns_a_viewer_url_expiry_input_flag_and_fps(
+    mcp_harness: Harness, mcp_client: Client, fake_chaser: FakeChaser
 ) -> None:
     session_id = fake_chaser.seed_session()
 
     link = structured(await mcp_client.call_tool("get_preview_link", {"session_id": session_id}))
 
     assert link["session_id"] == session_id
-    assert link["url"].startswith("wss://") and session_id in link["url"]
+    assert (
+        link["url"].startswith(f"{mcp_harness.state.viewers.origin}/viewer/")
+        and session_id not in link["url"]
+    )
     assert _when(link["expires_at"]) > fake_chaser.now()
-    assert link["input_enabled"] is True and link["fps"] == 5
+    assert link["input_enabled"] is True and link["fps"] == mcp_harness.state.viewers.fps
 
 
 # -- configuration and API failures ---------------------------------------------------------------
