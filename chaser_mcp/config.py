@@ -232,6 +232,12 @@ class Settings(DeclaredSettings):
         le=100_000_000,
     )
     cleanup_timeout: float = option(10.0, "Bound in seconds on cleaning up one conversation.", ge=0.1, le=300)
+    resource_poll: float = option(
+        5.0,
+        "Seconds between checks of the owned sessions a 2026-07-28 subscriptions/listen stream watches.",
+        ge=0.05,
+        le=3600,
+    )
     log_level: LogLevel = option("INFO", "Log level; logs go to stderr.")
     transport: Literal["stdio", "http", "sse"] = option(
         "stdio", "How clients connect: stdio, http (streamable HTTP) or sse."

@@ -7,14 +7,15 @@ stream, and the 2026-07-28 protocol makes a fresh connection for every request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, GetPromptResult, InputRequiredResult
-from pydantic import ValidationError
+from pydantic import AnyUrl, ValidationError
 
 from . import __version__
 from ._ids import key_fingerprint
@@ -23,6 +24,7 @@ from .browser.links import PageLinks
 from .config import Settings
 from .conversations import Conversation, Conversations
 from .prompts import register_prompts, unknown_prompt
+from .resources import ConversationBus, SessionResources, StatusWatch, read_with
 from .store import SharedOwnership
 from .tools import (
     ActTools,
@@ -93,8 +95,14 @@ def single_conversation(state: ServerState, conversation_id: str = STDIO_CONVERS
 
 
 class ChaserMCPServer(MCPServer[Any]):
-    """MCPServer whose argument errors read as one plain sentence per bad field, and whose unknown
-    prompt names are a ``-32602`` naming the valid ones."""
+    """MCPServer whose argument errors read as one plain sentence per bad field, whose unknown
+    prompt names are a ``-32602`` naming the valid ones, and whose resources can read the request's
+    context and type their blobs (``resources.read_with``)."""
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        return await read_with(context, lambda: super(ChaserMCPServer, self).read_resource(uri, context))
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
@@ -133,6 +141,9 @@ def describe_invalid_arguments(tool: str, error: ValidationError) -> str:
 
 
 def build_server(state: ServerState, conversation_of: ConversationOf | None = None) -> MCPServer:
+    # Ours, not the SDK's default: status changes are published outside requests too (the listen
+    # poller), and a conversation's session updates reach only its own listen streams.
+    bus = ConversationBus()
     server: MCPServer = ChaserMCPServer(
         "chaser",
         title="Chaser browser sessions",
@@ -140,14 +151,18 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
         instructions=INSTRUCTIONS,
         website_url="https://chaser.sh",
         log_level=state.settings.log_level,
+        subscriptions=bus,
     )
     resolve = conversation_of or single_conversation(state)
     pages = SessionPages(state.settings, state.links)
-    SessionTools(state.settings, state.conversations, resolve, pages, state.viewers).register(server)
+    watch = StatusWatch(bus)
+    sessions = SessionTools(state.settings, state.conversations, resolve, pages, state.viewers, watch.seen)
+    sessions.register(server)
     PageTools(state.settings, resolve, pages).register(server)
     SnapshotTools(state.settings, resolve, pages).register(server)
     ActTools(state.settings, resolve, pages).register(server)
     WaitTools(state.settings, resolve, pages).register(server)
     OneCallTools(state.settings, state.conversations, resolve, pages).register(server)
     register_prompts(server)
+    SessionResources(state.settings, sessions, resolve, watch).register(server, bus)
     return server

@@ -34,6 +34,7 @@ __all__ = [
     "ConversationOf",
     "SessionId",
     "SessionPages",
+    "StatusSeen",
     "add_tool",
     "api_error",
     "call_api",
@@ -43,6 +44,10 @@ T = TypeVar("T")
 
 ConversationOf = Callable[[Context], Awaitable[Conversation]]
 """How a tool finds the conversation a request belongs to (one per stdio process, or per HTTP caller)."""
+
+StatusSeen = Callable[[Conversation, str, str], Awaitable[None]]
+"""Told ``(conversation, session_id, status)`` whenever a tool learns a session's status, so a layer
+above (the resources' update notifications) can tell a change; the tools know nothing of who listens."""
 
 SessionId = Annotated[
     str,

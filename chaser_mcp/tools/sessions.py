@@ -31,6 +31,7 @@ from ._common import (
     ConversationOf,
     SessionId,
     SessionPages,
+    StatusSeen,
     add_tool,
     api_error,
     call_api,
@@ -49,9 +50,9 @@ from .screenshots import (
 )
 
 if TYPE_CHECKING:  # images (and Pillow) load when a capture needs them
-    from ..images import ImageFormat
+    from ..images import FittedImage, ImageFormat
 
-__all__ = ["SessionTools"]
+__all__ = ["SessionInfo", "SessionList", "SessionTools"]
 
 log = logging.getLogger("chaser_mcp.tools.sessions")
 
@@ -104,7 +105,9 @@ class SessionTools:
         conversation_of: ConversationOf,
         pages: SessionPages,
         viewers: Viewers,
+        status_seen: StatusSeen | None = None,
     ) -> None:
+        """``status_seen`` hears every status a tool learns of a session (the resources' notifications)."""
         self._settings = settings
         self._viewers = viewers
         self._base_url = settings.base_url
@@ -112,6 +115,7 @@ class SessionTools:
         self._conversation_of = conversation_of
         self._pages = pages
         self._life = SessionLifecycle(settings, conversations)
+        self._status_seen = status_seen
 
     def register(self, server: MCPServer) -> None:
         add_tool(server, self.create_session, "Create browser session", CHANGE)
@@ -147,6 +151,7 @@ class SessionTools:
                 f"Session {session.id} failed to start (ended_reason: {session.ended_reason or 'unknown'}) "
                 "and was deleted. Call create_session again; if it keeps failing, check https://chaser.sh."
             )
+        await self._seen(conversation, session.id, session.status)
         note = None
         if session.status == "creating":
             note = (
@@ -172,10 +177,12 @@ class SessionTools:
             if not conversation.api.api_key:
                 # Nothing to fetch, but an empty list would hide that no call can work yet.
                 raise ToolError(MISSING_KEY)
-            return await self._list_owned(conversation, limit)
+            return await self.owned_sessions(conversation, limit)
         page = await call_api(
             conversation.api.list_sessions(limit=limit, cursor=cursor), base_url=self._base_url
         )
+        for session in page.data:
+            await self._seen(conversation, session.id, session.status)
         return SessionList(
             sessions=[self._info(conversation, s) for s in page.data],
             next_cursor=page.next_cursor,
@@ -185,12 +192,9 @@ class SessionTools:
     async def get_session(self, ctx: Context, session_id: SessionId) -> SessionInfo:
         """Get a session's status, CDP URL, device and times."""
         conversation = await self._conversation_of(ctx)
-        session = await call_api(
-            conversation.api.get_session(session_id), base_url=self._base_url, session_id=session_id
+        return await call_api(
+            self.session_info(conversation, session_id), base_url=self._base_url, session_id=session_id
         )
-        if not session.is_open:
-            await self._conversations.record_closed(conversation, session_id)
-        return self._info(conversation, session)
 
     async def delete_session(
         self,
@@ -212,6 +216,7 @@ class SessionTools:
             conversation.api.delete_session(session_id), base_url=self._base_url, session_id=session_id
         )
         await self._conversations.record_closed(conversation, session_id)
+        await self._seen(conversation, session_id, "closed")
         log.info("conversation %s deleted %s (%s)", conversation.id, session_id, stopped)
         return DeleteResult(
             session_id=session_id, outcome="deleted" if stopped else "already_closed", owned=owned
@@ -240,20 +245,7 @@ class SessionTools:
         self, conversation: Conversation, session_id: str, image_format: ImageFormat, max_width: int | None
     ) -> ScreenshotBlocks:
         """The screen through the API's PNG endpoint, fitted to the budget (untouched when it fits)."""
-        from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
-
-        png = await self._call_open(conversation, session_id, conversation.api.screenshot(session_id))
-        try:
-            fitted = await anyio.to_thread.run_sync(
-                lambda: fit_screenshot(
-                    png,
-                    max_base64_bytes=self._settings.screenshot_max_bytes,
-                    max_width=max_width,
-                    image_format=image_format,
-                )
-            )
-        except ValueError as exc:
-            raise ToolError(f"The screenshot of {session_id} could not be used: {exc}") from exc
+        fitted = await self.fitted_screen(conversation, session_id, image_format, max_width)
         return image_answer(f"Screenshot of {session_id}: {fitted.summary()}", fitted.data, fitted.mime_type)
 
     async def _browser_screenshot(
@@ -287,6 +279,7 @@ class SessionTools:
         session = await call_api(
             conversation.api.get_session(session_id), base_url=self._base_url, session_id=session_id
         )
+        await self._seen(conversation, session_id, session.status)
         if session.status != "ready" or not session.cdp_url:
             raise ToolError(await self._not_ready_reason(conversation, session))
         try:
@@ -301,7 +294,71 @@ class SessionTools:
             fps=link.fps,
         )
 
+    # -- shared with the resources (resources.py) --------------------------------------------------
+
+    async def session_info(self, conversation: Conversation, session_id: str) -> SessionInfo:
+        """What ``get_session`` answers; raises the API's ``ChaserError``."""
+        session = await conversation.api.get_session(session_id)
+        if not session.is_open:
+            await self._conversations.record_closed(conversation, session_id)
+        await self._seen(conversation, session_id, session.status)
+        return self._info(conversation, session)
+
+    async def fitted_screen(
+        self,
+        conversation: Conversation,
+        session_id: str,
+        image_format: ImageFormat = "auto",
+        max_width: int | None = None,
+    ) -> FittedImage:
+        """The API's PNG of the screen, fitted to the screenshot budget; failures are a ToolError."""
+        from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
+
+        png = await self._call_open(conversation, session_id, conversation.api.screenshot(session_id))
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: fit_screenshot(
+                    png,
+                    max_base64_bytes=self._settings.screenshot_max_bytes,
+                    max_width=max_width,
+                    image_format=image_format,
+                )
+            )
+        except ValueError as exc:
+            raise ToolError(f"The screenshot of {session_id} could not be used: {exc}") from exc
+
+    async def owned_sessions(self, conversation: Conversation, limit: int) -> SessionList:
+        """This conversation's sessions, fetched one by one (the API cannot filter by owner)."""
+        ids = conversation.owned_ids()
+        found: dict[str, Session] = {}
+
+        async def fetch(session_id: str) -> None:
+            with contextlib.suppress(SessionNotFound):
+                found[session_id] = await conversation.api.get_session(session_id)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for session_id in ids:
+                    tg.start_soon(fetch, session_id)
+        except* ChaserError as group:
+            first = group.exceptions[0]
+            assert isinstance(first, ChaserError)
+            raise api_error(first, base_url=self._base_url) from group
+        for session in found.values():
+            await self._seen(conversation, session.id, session.status)
+        oldest = datetime.min.replace(tzinfo=UTC)
+        newest_first = sorted(found.values(), key=lambda s: s.created_at or oldest, reverse=True)
+        return SessionList(
+            sessions=[self._info(conversation, s) for s in newest_first[:limit]],
+            next_cursor=None,
+            has_more=len(newest_first) > limit,
+        )
+
     # -- helpers ----------------------------------------------------------------------------------
+
+    async def _seen(self, conversation: Conversation, session_id: str, status: str) -> None:
+        if self._status_seen is not None:
+            await self._status_seen(conversation, session_id, status)
 
     def _info(self, conversation: Conversation, session: Session, *, note: str | None = None) -> SessionInfo:
         return SessionInfo(
@@ -346,33 +403,9 @@ class SessionTools:
                 "Wait a few seconds and try again, or call get_session until status is 'ready'."
             )
         await self._conversations.record_closed(conversation, session_id)
+        await self._seen(conversation, session_id, session.status)
         reason = f", ended_reason '{session.ended_reason}'" if session.ended_reason else ""
         return (
             f"Session {session_id} has ended (HTTP 409 session_not_open, status '{session.status}'{reason}). "
             "Create a new session with create_session."
-        )
-
-    async def _list_owned(self, conversation: Conversation, limit: int) -> SessionList:
-        """This conversation's sessions, fetched one by one (the API cannot filter by owner)."""
-        ids = conversation.owned_ids()
-        found: dict[str, Session] = {}
-
-        async def fetch(session_id: str) -> None:
-            with contextlib.suppress(SessionNotFound):
-                found[session_id] = await conversation.api.get_session(session_id)
-
-        try:
-            async with anyio.create_task_group() as tg:
-                for session_id in ids:
-                    tg.start_soon(fetch, session_id)
-        except* ChaserError as group:
-            first = group.exceptions[0]
-            assert isinstance(first, ChaserError)
-            raise api_error(first, base_url=self._base_url) from group
-        oldest = datetime.min.replace(tzinfo=UTC)
-        newest_first = sorted(found.values(), key=lambda s: s.created_at or oldest, reverse=True)
-        return SessionList(
-            sessions=[self._info(conversation, s) for s in newest_first[:limit]],
-            next_cursor=None,
-            has_more=len(newest_first) > limit,
         )
