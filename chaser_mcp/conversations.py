@@ -93,6 +93,7 @@ class Conversation:
     graceful: bool = False  # its end lets its sessions wait out the reconnect grace (HTTP, SSE)
     shared: bool = False  # a lease kept in the shared store: this replica never deletes its sessions
     renewed_at: float | None = None  # when this replica last renewed it in the shared store (its clock)
+    paused_until: float | None = None  # a person has a session of it (hand_off): no idle end before this
     ended: bool = False
     cleaned: bool = False  # its cleanup has taken the list of sessions to delete
     creates_in_flight: int = 0
@@ -251,6 +252,8 @@ class Conversations:
         if self._shared is None:
             return conversation
         lease = self._shared.lease_owner(key_fingerprint(conversation_id))
+        if conversation.paused_until is not None:  # a hand-off under way keeps it at least that long
+            lease_seconds = max(lease_seconds, conversation.paused_until - self.clock())
         try:
             owned = await self._shared.renew_lease(lease, lease_seconds + RENEW_EVERY)
         except StoreUnavailable as exc:
@@ -269,6 +272,23 @@ class Conversations:
                 sessions[session_id] = OwnedSession(session_id, persist)
         return conversation
 
+    async def pause(self, conversation: Conversation, seconds: float) -> None:
+        """A person is working in one of this conversation's sessions (``hand_off``): its idle or lease
+        end waits up to ``seconds`` (the hand-off link's life, itself within the session's TTL). On a
+        shared store the lease is written that long, so no replica's reaper takes it meanwhile."""
+        conversation.paused_until = self.clock() + seconds
+        if self._shared is not None and conversation.shared:
+            lease = self._shared.lease_owner(key_fingerprint(conversation.id))
+            try:
+                await self._shared.renew_lease(lease, seconds + RENEW_EVERY)
+            except StoreUnavailable as exc:
+                log.warning("%s", exc)
+
+    def resume(self, conversation: Conversation) -> None:
+        """The person is done: idle and lease rules apply again, counted from now."""
+        conversation.paused_until = None
+        conversation.last_seen = self.clock()
+
     def touch(self, conversation_id: str) -> None:
         """Renew a conversation's lease (any request from its client counts)."""
         conversation = self._live.get(conversation_id)
@@ -282,7 +302,9 @@ class Conversations:
         idle = [
             c.id
             for c in self._live.values()
-            if c.idle_timeout is not None and now - c.last_seen > c.idle_timeout
+            if c.idle_timeout is not None
+            and now - c.last_seen > c.idle_timeout
+            and (c.paused_until is None or c.paused_until <= now)
         ]
         reports = await self._end_many(idle, "idle timeout")
         await self._delete_held([sid for sid, held in self._held.items() if held.until <= now], "grace over")

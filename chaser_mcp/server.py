@@ -29,6 +29,7 @@ from .store import SharedOwnership
 from .tools import (
     ActTools,
     ConversationOf,
+    HandOffTools,
     OneCallTools,
     PageTools,
     SessionPages,
@@ -163,6 +164,7 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     ActTools(state.settings, resolve, pages).register(server)
     WaitTools(state.settings, resolve, pages).register(server)
     OneCallTools(state.settings, state.conversations, resolve, pages).register(server)
+    HandOffTools(state.settings, state.conversations, resolve, pages, state.viewers).register(server)
     register_prompts(server)
     SessionResources(state.settings, sessions, resolve, watch).register(server, bus)
     return server

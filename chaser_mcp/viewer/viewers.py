@@ -207,6 +207,19 @@ class Viewers:
             fps=self.fps,
         )
 
+    def link(self, link_id: str, *, principal: str | None = None) -> ViewerLink:
+        """A minted link's terms, by id (its ``url`` is empty: only the token's digest is kept).
+        KeyError as ``done``."""
+        found = self._link(link_id, principal)
+        return ViewerLink(
+            url="",
+            link_id=found.link_id,
+            session_id=found.session_id,
+            expires_at=found.expires_at,
+            input_enabled=found.input_enabled,
+            fps=self.fps,
+        )
+
     def done(self, link_id: str, *, principal: str | None = None) -> anyio.Event:
         """Set when the person presses Done in the viewer. KeyError for an unknown link (or, with
         ``principal``, another caller's)."""
