@@ -11,15 +11,24 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, GetPromptResult, InputRequiredResult
+from mcp_types import (
+    CallToolResult,
+    GetPromptResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+)
 from pydantic import AnyUrl, ValidationError
 
 from . import __version__
 from ._ids import key_fingerprint
 from .api import ChaserClient
+from .app import LIVE_VIEW_URI, LiveViewApp, attach_live_view
 from .browser.links import PageLinks
 from .config import Settings
 from .conversations import Conversation, Conversations
@@ -98,11 +107,32 @@ def single_conversation(state: ServerState, conversation_id: str = STDIO_CONVERS
 class ChaserMCPServer(MCPServer[Any]):
     """MCPServer whose argument errors read as one plain sentence per bad field, whose unknown
     prompt names are a ``-32602`` naming the valid ones, and whose resources can read the request's
-    context and type their blobs (``resources.read_with``)."""
+    context and type their blobs (``resources.read_with``); and which offers its MCP App (``app.py``)
+    only to a client that declared the extension, deciding per request what the client sees."""
+
+    live_view: LiveViewApp | None = None
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        result = await super()._handle_list_tools(ctx, params)
+        if self.live_view is not None and self.live_view.for_clients(ctx):
+            result.tools = self.live_view.stamp(result.tools)
+        return result
+
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        result = await super()._handle_list_resources(ctx, params)
+        if self.live_view is not None and self.live_view.for_clients(ctx):
+            result.resources = [*result.resources, self.live_view.listing()]
+        return result
 
     async def read_resource(
         self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
     ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        if str(uri) == LIVE_VIEW_URI and self.live_view is not None and self.live_view.for_clients(context):
+            return await self.live_view.read()
         return await read_with(context, lambda: super(ChaserMCPServer, self).read_resource(uri, context))
 
     async def get_prompt(
@@ -117,6 +147,9 @@ class ChaserMCPServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
+            if self.live_view is not None and self.live_view.for_tool(name, context):
+                with self.live_view.viewers.embedding():  # the host frames this call's viewer link
+                    return await super().call_tool(name, arguments, context)
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
@@ -145,7 +178,7 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     # Ours, not the SDK's default: status changes are published outside requests too (the listen
     # poller), and a conversation's session updates reach only its own listen streams.
     bus = ConversationBus()
-    server: MCPServer = ChaserMCPServer(
+    server = ChaserMCPServer(
         "chaser",
         title="Chaser browser sessions",
         version=__version__,
@@ -166,5 +199,8 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
     OneCallTools(state.settings, state.conversations, resolve, pages).register(server)
     HandOffTools(state.settings, state.conversations, resolve, pages, state.viewers).register(server)
     register_prompts(server)
+    server.live_view = LiveViewApp(state.viewers)
+    attach_live_view(server, "get_preview_link")
+    attach_live_view(server, "hand_off")
     SessionResources(state.settings, sessions, resolve, watch).register(server, bus)
     return server

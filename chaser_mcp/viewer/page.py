@@ -183,14 +183,16 @@ _SCRIPT = _inline_hash("script")
 _STYLE = _inline_hash("style")
 
 
-def page_headers(frame_ancestors: tuple[str, ...] = ()) -> dict[str, str]:
+def page_headers(frame_ancestors: tuple[str, ...] = (), *, embeddable: bool = False) -> dict[str, str]:
     """The page's security headers. It loads nothing but itself (its script and style by hash),
     shows frames as ``blob:`` images, talks only to its own origin, and leaks its path (the token)
     through no Referer. No site may frame it (clickjacking a view that forwards taps) unless
-    ``frame_ancestors`` names the origins that may, for a host that shows it inline."""
+    ``frame_ancestors`` names the origins that may, for a host that shows it inline. An
+    ``embeddable`` link's page may be framed anywhere (an MCP App host's sandbox origin is unknown)."""
     ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
     csp = "; ".join(
-        (
+        directive
+        for directive in (
             "default-src 'none'",
             f"script-src {_SCRIPT}",
             f"style-src {_STYLE}",
@@ -198,8 +200,9 @@ def page_headers(frame_ancestors: tuple[str, ...] = ()) -> dict[str, str]:
             "connect-src 'self'",
             "base-uri 'none'",
             "form-action 'none'",
-            f"frame-ancestors {ancestors}",
+            None if embeddable else f"frame-ancestors {ancestors}",
         )
+        if directive
     )
     headers = {
         "Cache-Control": "no-store",
@@ -207,7 +210,7 @@ def page_headers(frame_ancestors: tuple[str, ...] = ()) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": csp,
     }
-    if not frame_ancestors:
+    if not frame_ancestors and not embeddable:
         headers["X-Frame-Options"] = "DENY"
     return headers
 

@@ -12,6 +12,11 @@ pass the same Host allow-list as ``/mcp`` (``admit``); the websocket and the Don
 also come from the viewer's own origin (a page elsewhere cannot drive a session through a
 person's browser).
 
+An embeddable link (minted inside ``Viewers.embedding()``, for a host that renders the server's MCP
+App inline) may be framed by any page, since the host's sandbox origin is not known in advance and
+the token is the credential; its websocket and Done also accept ``Origin: null``, which is what the
+page sends when a host's sandbox gives the frame an opaque origin. Ordinary links stay unframeable.
+
 Where it is served: on the HTTP transports, the app mounts ``routes()`` and calls
 ``serve_at(<public origin>)``; otherwise (stdio, an in-process client) the first ``mint``
 opens a loopback server on an ephemeral port, owned by ``run()`` for the process's life.
@@ -20,6 +25,7 @@ opens a loopback server on an ephemeral port, owned by ``run()`` for the process
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import logging
 import secrets
@@ -59,6 +65,8 @@ DEFAULT_FPS = 15
 MAX_LINKS = 10_000
 KEEP_EXPIRED = 3600.0  # an expired link still answers "expired" (not "unknown") for this long
 
+_EMBEDDING: contextvars.ContextVar[bool] = contextvars.ContextVar("chaser_viewer_embedding", default=False)
+
 Admit = Callable[[Scope], Response | None]
 """The transport's Host check for a viewer request: None to let it in, or the refusal to send."""
 
@@ -84,6 +92,7 @@ class ViewerLink:
     expires_at: datetime
     input_enabled: bool
     fps: int
+    embeddable: bool = False
 
 
 @dataclass(eq=False)
@@ -95,6 +104,7 @@ class _Link:
     input_enabled: bool
     expires: float  # on the monotonic clock
     expires_at: datetime
+    embeddable: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)
     opened: anyio.Event = field(default_factory=anyio.Event)
     revoked: anyio.Event = field(default_factory=anyio.Event)
@@ -176,14 +186,17 @@ class Viewers:
         *,
         input_enabled: bool = True,
         ttl: float | None = None,
+        embeddable: bool | None = None,
     ) -> ViewerLink:
         """A new link to ``session_id``'s live view for ``principal``, acting with ``api``.
 
         The caller checks first that ``api`` can reach the session (the viewer checks again
         each time the page connects). ``ttl`` defaults to the viewer's (10 minutes); an open
-        view closes when its link expires.
+        view closes when its link expires. ``embeddable`` (by default, whether this runs inside
+        ``embedding()``) lets any page frame the link's view.
         """
         origin = await self._serving_origin()
+        embeddable = _EMBEDDING.get() if embeddable is None else embeddable
         lifetime = self.ttl if ttl is None else ttl
         token = secrets.token_urlsafe(32)
         link = _Link(
@@ -194,6 +207,7 @@ class Viewers:
             input_enabled=input_enabled,
             expires=self._clock() + lifetime,
             expires_at=(datetime.now(UTC) + timedelta(seconds=lifetime)).replace(microsecond=0),
+            embeddable=embeddable,
         )
         self._forget_old()
         self._by_digest[_digest(token)] = link
@@ -205,6 +219,7 @@ class Viewers:
             expires_at=link.expires_at,
             input_enabled=input_enabled,
             fps=self.fps,
+            embeddable=embeddable,
         )
 
     def link(self, link_id: str, *, principal: str | None = None) -> ViewerLink:
@@ -219,6 +234,16 @@ class Viewers:
             input_enabled=found.input_enabled,
             fps=self.fps,
         )
+
+    @staticmethod
+    @contextmanager
+    def embedding() -> Iterator[None]:
+        """Links minted within are embeddable (a tool call whose result a host shows inline)."""
+        token = _EMBEDDING.set(True)
+        try:
+            yield
+        finally:
+            _EMBEDDING.reset(token)
 
     def done(self, link_id: str, *, principal: str | None = None) -> anyio.Event:
         """Set when the person presses Done in the viewer. KeyError for an unknown link (or, with
@@ -286,6 +311,11 @@ class Viewers:
         finally:
             self._tasks = None
             self._closing.set()
+
+    async def serving_origin(self) -> str:
+        """Where links point, opening the loopback server first if there is no public origin.
+        Raises ``ViewerUnavailable`` when neither can be had."""
+        return await self._serving_origin()
 
     async def _serving_origin(self) -> str:
         if self._origin is not None:
@@ -370,7 +400,8 @@ class Viewers:
         if link is None:
             self._guesses.miss(address)
             return _refusal(404, "unknown_link", "no such viewer link; ask for a new one")
-        if same_origin and Headers(scope=scope).get("origin") != self._origin:
+        origin = Headers(scope=scope).get("origin")
+        if same_origin and origin != self._origin and not (link.embeddable and origin == "null"):
             return _refusal(403, "foreign_origin", "the viewer only answers its own page")
         if link.revoked.is_set() or link.expires <= self._clock():
             return _refusal(410, "link_expired", "this viewer link has expired; ask for a new one")
@@ -380,7 +411,8 @@ class Viewers:
         checked = self._check(request.scope, request.path_params["token"], same_origin=False)
         if isinstance(checked, Response):
             return checked
-        return HTMLResponse(render_page(), headers=page_headers(self.frame_ancestors))
+        headers = page_headers(self.frame_ancestors, embeddable=checked.embeddable)
+        return HTMLResponse(render_page(), headers=headers)
 
     async def _done(self, request: Request) -> Response:
         checked = self._check(request.scope, request.path_params["token"], same_origin=True)
