@@ -15,6 +15,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.request_state import RequestStateSecurity
 from mcp_types import (
     CallToolResult,
     GetPromptResult,
@@ -46,6 +47,7 @@ from .tools import (
     SnapshotTools,
     WaitTools,
 )
+from .tools.hand_off import HAND_OFF_SECONDS
 from .viewer import Viewers
 
 INSTRUCTIONS = """\
@@ -174,6 +176,16 @@ def describe_invalid_arguments(tool: str, error: ValidationError) -> str:
     )
 
 
+def request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """How a 2026-07-28 round trip's ``request_state`` is sealed (hand_off): with the replicas' shared
+    secret when there is one, so any replica opens what another sealed; else the SDK's key, which is
+    this process's alone."""
+    if settings.state_secret is None:
+        return None
+    secret = settings.state_secret.get_secret_value()
+    return RequestStateSecurity(keys=[secret], ttl=HAND_OFF_SECONDS)
+
+
 def build_server(state: ServerState, conversation_of: ConversationOf | None = None) -> MCPServer:
     # Ours, not the SDK's default: status changes are published outside requests too (the listen
     # poller), and a conversation's session updates reach only its own listen streams.
@@ -186,6 +198,7 @@ def build_server(state: ServerState, conversation_of: ConversationOf | None = No
         website_url="https://chaser.sh",
         log_level=state.settings.log_level,
         subscriptions=bus,
+        request_state_security=request_state_security(state.settings),
     )
     resolve = conversation_of or single_conversation(state)
     pages = SessionPages(state.settings, state.links)

@@ -70,8 +70,11 @@ async def test_a_declaring_client_sees_get_preview_link_bound_to_the_app(
         tools = await tools_by_name(client)
 
     assert tools["get_preview_link"]["_meta"]["ui"] == {"resourceUri": LIVE_VIEW_URI}
+    assert tools["hand_off"]["_meta"]["ui"] == {"resourceUri": LIVE_VIEW_URI}
     assert not [
-        name for name, tool in tools.items() if "ui" in tool.get("_meta", {}) and name != "get_preview_link"
+        name
+        for name, tool in tools.items()
+        if "ui" in tool.get("_meta", {}) and name not in ("get_preview_link", "hand_off")
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import AsyncIterator
@@ -19,16 +20,8 @@ from chaser_mcp.prompts import PromptFileError, default_prompts_dir, load_prompt
 pytestmark = pytest.mark.anyio
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = {
-    "create_session",
-    "list_sessions",
-    "get_session",
-    "delete_session",
-    "take_screenshot",
-    "get_preview_link",
-    "navigate",
-    "read_page",
-}
+# Every tool this server lists, as the golden tools/list records it.
+TOOLS = {tool["name"] for tool in json.loads((REPO / "tests" / "golden" / "tools_list.json").read_text())}
 SCREENSHOT_ARGS = {"url": "https://shop.example/cart", "what_to_verify": "the total reads $9"}
 
 

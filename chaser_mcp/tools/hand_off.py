@@ -22,7 +22,6 @@ import json
 import logging
 import secrets
 import time
-from datetime import datetime
 from typing import Annotated, Literal
 
 import anyio
@@ -38,7 +37,7 @@ from ..conversations import Conversation, Conversations
 from ..viewer import ViewerLink, Viewers, ViewerUnavailable
 from ._common import CHANGE, COMPACT, ConversationOf, SessionId, SessionPages, add_tool, call_api
 
-__all__ = ["HandOffResult", "HandOffTools"]
+__all__ = ["HAND_OFF_SECONDS", "HandOffResult", "HandOffTools"]
 
 log = logging.getLogger("chaser_mcp.tools.hand_off")
 
@@ -53,11 +52,10 @@ class HandOffResult(BaseModel):
     model_config = COMPACT
 
     session_id: str
-    outcome: Outcome = Field(description="done: the person pressed Done; link_only: give them viewer_url")
-    url: str | None = Field(default=None, description="The page's URL now")
-    title: str | None = None
-    viewer_url: str | None = Field(default=None, description="The live view to give the person (link_only)")
-    expires_at: datetime | None = None
+    outcome: Outcome = Field(description="done: they pressed Done; link_only: give them viewer_url")
+    url: str = ""  # the page now ("" when it could not be read)
+    title: str = ""
+    viewer_url: str = ""
     note: str
 
 
@@ -90,8 +88,8 @@ class HandOffTools:
         reason: Annotated[str, Field(min_length=1, max_length=500, description="What the person should do")],
         wait: Annotated[bool, Field(description="Wait until they press Done")] = True,
     ) -> HandOffResult | InputRequiredResult:
-        """Ask a person to do a step in the session (a login, a CAPTCHA) through its live view, and
-        wait until they press Done; answers with the page they left."""
+        """Ask a person to do a step (a login, a CAPTCHA) in the session's live view and wait until
+        they press Done; answers with the page they left."""
         conversation = await self._conversation_of(ctx)
         if ctx.request_state is not None:
             return await self._resumed(ctx, conversation, session_id)
@@ -201,7 +199,7 @@ class HandOffTools:
     async def _answer(
         self, conversation: Conversation, session_id: str, outcome: Outcome, link: ViewerLink
     ) -> HandOffResult:
-        url = title = None
+        url = title = ""
         from ..browser.cdp import CDPException
         from ..browser.page import PageError
 
@@ -226,8 +224,7 @@ class HandOffTools:
             session_id=link.session_id,
             outcome="link_only",
             viewer_url=link.url,
-            expires_at=link.expires_at,
-            note=note,
+            note=f"{note} The link works until {link.expires_at:%H:%M} UTC.",
         )
 
     def _declined(self, link: ViewerLink) -> HandOffResult:
