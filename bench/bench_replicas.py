@@ -100,6 +100,7 @@ class Tally:
     failed: int = 0  # every other failure: what the replicas and the balancer caused
     failed_in_kill_window: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    failed_at: list[float] = field(default_factory=list)  # time.time() of each failure
     reconnects: int = 0
     created: list[str] = field(default_factory=list)
     # Sessions of handshake-era conversations whose MCP session was lost with the killed replica.
@@ -177,6 +178,7 @@ async def call(client: Client, tally: Tally, tool: str, arguments: dict[str, Any
         reason = f"{tool}: {type(exc).__name__}: {str(exc)[:60]}"
     tally.failed += 1
     tally.failures[reason] += 1
+    tally.failed_at.append(time.time())
     start, end = tally.kill_window
     if start <= time.time() <= end:
         tally.failed_in_kill_window += 1
@@ -231,11 +233,11 @@ async def handshake_conversation(url: str, key: str, until: float, tally: Tally)
                     mine.append(str(made["id"]))
                     tally.created.extend(mine)
                 while time.time() < until:
-                    got = await call(client, tally, "get_session", {"session_id": mine[0]}) if mine else {}
-                    if (
-                        got is None
-                        and await call(client, tally, "list_sessions", {"owned_only": True}) is None
-                    ):
+                    before = tally.failures.copy()
+                    if mine:
+                        await call(client, tally, "get_session", {"session_id": mine[0]})
+                    if any("Session not found" in reason for reason in tally.failures - before):
+                        # The spec's rule: a 404 for its MCP session means the client starts a new one.
                         raise ConnectionError("the MCP session is gone")
                     await anyio.sleep(0.5)
             return
@@ -335,6 +337,7 @@ async def load_phase(plan: Plan, tmp: Path, result: dict[str, Any]) -> None:
         "calls_failed": tally.failed,
         "calls_failed_in_kill_window": tally.failed_in_kill_window,
         "failures": dict(tally.failures),
+        "failures_seconds_after_kill": sorted(round(t - killed_at, 1) for t in tally.failed_at),
         "reconnects": tally.reconnects,
         "sessions_created": len(final["sessions"]),
         "sessions_created_seen_by_callers": len(tally.created),

@@ -374,6 +374,11 @@ def fault_soak_section(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _last_in_window(load: dict[str, Any]) -> str:
+    window = load["failures_seconds_after_kill"][: load["calls_failed_in_kill_window"]]
+    return f"{max(window):.1f}" if window else "none"
+
+
 def replicas_section(r: dict[str, Any]) -> list[str]:
     plan, load, lat = r["plan"], r["load"], r["store_latency"]
     reap = load["seconds_kill_to_last_reap"]
@@ -400,7 +405,8 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
         "API faults passed on = an injected fault the server answered with as the tool's error, as "
         "designed (a 500 on a read and any failure of a create are not retried: README, Retries). "
         "Failed otherwise = what the replicas and the balancer caused: an MCP session lost with the killed "
-        "replica, a request in flight to it. Double delete = a DELETE that reached a session another had "
+        "replica, a request in flight to it (seconds after the kill of the last one in the window: "
+        f"{_last_in_window(load)}). Double delete = a DELETE that reached a session another had "
         "already closed (the fault mix has no lost-answer kind, so each would be real). "
         f"Redis store's added latency per `get_session` of a stateless caller, against the embedded "
         f"store in the same run (calls interleaved, median of {lat['calls_per_store']}): "
