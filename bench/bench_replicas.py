@@ -182,7 +182,16 @@ async def call(client: Client, tally: Tally, tool: str, arguments: dict[str, Any
     start, end = tally.kill_window
     if start <= time.time() <= end:
         tally.failed_in_kill_window += 1
+    if "Session not found" in reason:
+        # The spec's rule: a 404 for its MCP session means the client starts a new one. (A client in
+        # auto mode can fall back to the handshake when its first request meets the kill, and then
+        # holds an MCP session like any handshake-era client.)
+        raise SessionGone(reason)
     return None
+
+
+class SessionGone(Exception):
+    """The client's MCP session is gone (its replica died): the caller opens a new one."""
 
 
 # -- the callers --------------------------------------------------------------------------------------
@@ -215,8 +224,9 @@ async def stateless_caller(url: str, key: str, persist: bool, until: float, tall
                     turn += 1
                     await anyio.sleep(0.5)
             return
-        except Exception as exc:  # opening or closing the client met the kill
-            tally.failures[f"stateless client: {type(exc).__name__}"] += 1
+        except Exception as exc:  # opening or closing the client met the kill, or its session is gone
+            if not isinstance(exc, SessionGone):
+                tally.failures[f"stateless client: {type(exc).__name__}"] += 1
             tally.reconnects += 1
             await anyio.sleep(0.2)
 
@@ -233,12 +243,8 @@ async def handshake_conversation(url: str, key: str, until: float, tally: Tally)
                     mine.append(str(made["id"]))
                     tally.created.extend(mine)
                 while time.time() < until:
-                    before = tally.failures.copy()
                     if mine:
                         await call(client, tally, "get_session", {"session_id": mine[0]})
-                    if any("Session not found" in reason for reason in tally.failures - before):
-                        # The spec's rule: a 404 for its MCP session means the client starts a new one.
-                        raise ConnectionError("the MCP session is gone")
                     await anyio.sleep(0.5)
             return
         except Exception:  # the replica holding this MCP session died: its sessions are the survivors' now
