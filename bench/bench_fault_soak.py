@@ -52,6 +52,7 @@ from bench.common import (
     bench_arguments,
     describe_machine,
     fake_api,
+    fake_state,
     new_result,
     shown,
     stop,
@@ -232,11 +233,6 @@ async def caller(url: str, key: str, mode: str, persist: bool, tally: Tally, gat
 
 
 # -- what the fake saw ----------------------------------------------------------------------------------
-
-
-async def fake_state(http: httpx2.AsyncClient, api_url: str) -> dict[str, Any]:
-    state: dict[str, Any] = (await http.get(f"{api_url}/_fake/state")).raise_for_status().json()
-    return state
 
 
 def pending(state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import http.server
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.common import bench_arguments, command_output, describe_machine, new_result, shown, write_result
+from bench.common import (
+    bench_arguments,
+    command_output,
+    describe_machine,
+    new_result,
+    serve_html,
+    shown,
+    write_result,
+)
 from chaser_mcp.api import ChaserClient, Session
 from chaser_mcp.browser.browsing import NavigationResult, navigate
 from chaser_mcp.browser.page import open_page
@@ -47,31 +52,6 @@ PAGE = (
     ".card{margin:12px;padding:12px;border-radius:12px;background:linear-gradient(135deg,#fde,#def)}"
     f"</style></head><body>{_CARDS}</body></html>"
 )
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        data = PAGE.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def serve_page() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=functools.partial(server.serve_forever, 0.05), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def pss_mib(pids: list[int]) -> float:
@@ -146,7 +126,7 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
     def record(name: str, value: float) -> None:
         samples.setdefault(name, []).append(value)
 
-    with serve_page() as url, tempfile.TemporaryDirectory(prefix="clb-", dir="/tmp") as base:
+    with serve_html({"/": PAGE}) as url, tempfile.TemporaryDirectory(prefix="clb-", dir="/tmp") as base:
         async with (
             running_local_api(base_dir=Path(base), max_sessions=max(plan.sessions, 1)) as server,
             ChaserClient("bench", base_url=server.base_url) as client,

@@ -52,6 +52,7 @@ from bench.common import (
     bench_arguments,
     describe_machine,
     fake_api,
+    fake_state,
     median,
     new_result,
     shown,
@@ -254,11 +255,6 @@ async def handshake_conversation(url: str, key: str, until: float, tally: Tally)
 
 
 # -- what the fake saw ----------------------------------------------------------------------------------
-
-
-async def fake_state(http: httpx2.AsyncClient, api_url: str) -> dict[str, Any]:
-    state: dict[str, Any] = (await http.get(f"{api_url}/_fake/state")).raise_for_status().json()
-    return state
 
 
 def open_unpersisted(state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,15 +12,12 @@ messages. The session's page is served on loopback; targets are at least 10 fps 
 from __future__ import annotations
 
 import asyncio
-import http.server
 import io
 import json
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ from bench.common import (
     median,
     new_result,
     percentile,
+    serve_html,
     shown,
     write_result,
 )
@@ -64,30 +62,6 @@ s.addEventListener("click", () => {
 </script></body></html>"""
 
 PAGES = {"/moving": MOVING, "/swatch": SWATCH_PAGE}
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        data = PAGES.get(self.path, "").encode()
-        self.send_response(200 if data else 404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def pages_site() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
 
 
 def red_at(jpeg: bytes, width: int) -> bool:
@@ -139,7 +113,7 @@ async def tap_latencies(stream: ClientConnection, width: int, taps: int) -> list
 
 async def run(seconds: float, taps: int, quick: bool) -> dict[str, Any]:
     result = new_result("bench_viewer", quick=quick, machine=describe_machine())
-    with tempfile.TemporaryDirectory(prefix="chaser-bench-viewer-") as base, pages_site() as site:
+    with tempfile.TemporaryDirectory(prefix="chaser-bench-viewer-") as base, serve_html(PAGES) as site:
         async with (
             running_local_api(base_dir=Path(base), api_key=KEY) as api,
             ChaserClient(KEY, base_url=api.base_url) as client,

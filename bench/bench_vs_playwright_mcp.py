@@ -59,13 +59,14 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, ImageContent, TextContent
 from PIL import Image
 
-from bench.bench_local import PAGE, serve_page
+from bench.bench_local import PAGE
 from bench.common import (
     bench_arguments,
     command_output,
     describe_machine,
     new_result,
     percentile,
+    serve_html,
     shown,
     write_result,
 )
@@ -590,7 +591,7 @@ async def run(
             "cold_starts": cold_starts,
         }
     )
-    with tempfile.TemporaryDirectory(prefix="bench-vs-pw-") as tmp, serve_page() as url:
+    with tempfile.TemporaryDirectory(prefix="bench-vs-pw-") as tmp, serve_html({"/": PAGE}) as url:
         workdir = Path(tmp)
         specs = [chaser_spec(workdir)]
         if playwright_dir is not None:

@@ -8,6 +8,7 @@ anything, so a crash in reporting never loses a run; ``python -m bench`` collect
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import platform
@@ -15,8 +16,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -24,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
 from tests.fake_chaser import DEFAULT_KEY
+from tests.local_support import serving
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"  # gitignored: one file per run
@@ -205,3 +208,30 @@ async def fake_api(
         yield FakeAPI(url.strip(), process.pid)
     finally:
         await stop(process)
+
+
+@contextmanager
+def serve_html(pages: Mapping[str, str]) -> Iterator[str]:
+    """HTML pages by path on a free loopback port, for a bench's browser to open; yields the base URL
+    (an unknown path is 404)."""
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = pages.get(self.path, "").encode()
+            self.send_response(200 if data else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with serving(Pages, "bench-pages") as base:
+        yield base
+
+
+async def fake_state(http: httpx2.AsyncClient, api_url: str) -> dict[str, Any]:
+    """What the fake API (its own process) saw: ``GET /_fake/state`` (tests/fake_chaser.py)."""
+    state: dict[str, Any] = (await http.get(f"{api_url}/_fake/state")).raise_for_status().json()
+    return state

@@ -71,6 +71,7 @@ async def _every_tool(client: Client, fake: FakeChaser) -> list[CallToolResult]:
         ("act", {"session_id": starting, "action": "back"}),
         ("screenshot_url", {"url": "javascript:alert(1)"}),
         ("read_url", {"url": "file:///etc/passwd"}),
+        ("hand_off", {"session_id": starting, "reason": "log in"}),
     ]
     inventory = {tool.name for tool in (await client.list_tools()).tools}
     assert inventory == {"create_session", *(tool for tool, _ in calls)}, "give every tool a call here"
@@ -86,7 +87,7 @@ async def test_the_key_appears_in_no_tool_result_and_no_debug_log_line(
 
     results = await _every_tool(mcp_client, fake_chaser)
 
-    assert sum(r.is_error for r in results) == 16  # the failures above really failed
+    assert sum(r.is_error for r in results) == 17  # the failures above really failed
     for result in results:
         assert KEY not in _visible(result)
     assert caplog.records, "nothing was logged at DEBUG: this test would prove nothing"

@@ -13,6 +13,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
 
+from chaser_mcp.viewer.viewers import DEFAULT_FPS
 from tests.fake_chaser import FakeChaser
 from tests.mcp_support import (
     TOOL_NAMES,
@@ -56,7 +57,9 @@ async def test_every_tool_works_through_the_stdio_server(
             assert any(session_id in text for text in texts(shot))
 
             link = structured(await client.call_tool("get_preview_link", {"session_id": session_id}))
-            assert session_id in link["url"] and link["fps"] == 5
+            # This server's own viewer, on the loopback port it opens over stdio (viewer/).
+            assert link["url"].startswith("http://127.0.0.1:") and "/viewer/" in link["url"]
+            assert link["fps"] == DEFAULT_FPS
 
             deleted = structured(await client.call_tool("delete_session", {"session_id": session_id}))
             assert deleted["outcome"] == "deleted"

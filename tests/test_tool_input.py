@@ -48,7 +48,12 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
 
 # A valid value for each argument a session-id tool may require besides the id, so that a call
 # fails on the session id alone.
-VALID_ARGUMENTS: dict[str, Any] = {"url": "https://example.com/", "query": "Sign in", "action": "reload"}
+VALID_ARGUMENTS: dict[str, Any] = {
+    "url": "https://example.com/",
+    "query": "Sign in",
+    "action": "reload",
+    "reason": "log in",
+}
 
 
 def _case_id(case: tuple[str, dict[str, Any], str]) -> str:
