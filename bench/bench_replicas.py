@@ -384,12 +384,14 @@ async def latency_phase(plan: Plan, tmp: Path, result: dict[str, Any]) -> None:
     try:
         async with fake_api(keys=KEYS[:1]) as fake:
             common = {"CHASER_BASE_URL": fake.url, "CHASER_LOG_LEVEL": "WARNING"}
-            on_redis = Replica(free_port(), common | {"CHASER_STORE": redis.url}, tmp / "on-redis.log")
+            on_redis = Replica(
+                free_port(),
+                common | {"CHASER_STORE": redis.url, "CHASER_STATE_SECRET": SECRET},
+                tmp / "on-redis.log",
+            )
             embedded = Replica(
                 free_port(), common | {"CHASER_JOURNAL": str(tmp / "journal.sqlite3")}, tmp / "embedded.log"
             )
-            # The same flags on both; the key check is cached after the first call.
-            on_redis.env = dict(on_redis.env) | {"CHASER_STATE_SECRET": SECRET}
             samples: dict[str, list[float]] = {"redis": [], "embedded": []}
             async with replicas_running([on_redis, embedded]):
                 ids: dict[str, str] = {}

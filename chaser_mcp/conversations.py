@@ -277,12 +277,14 @@ class Conversations:
         end waits up to ``seconds`` (the hand-off link's life, itself within the session's TTL). On a
         shared store the lease is written that long, so no replica's reaper takes it meanwhile."""
         conversation.paused_until = self.clock() + seconds
-        if self._shared is not None and conversation.shared:
-            lease = self._shared.lease_owner(key_fingerprint(conversation.id))
-            try:
-                await self._shared.renew_lease(lease, seconds + RENEW_EVERY)
-            except StoreUnavailable as exc:
-                log.warning("%s", exc)
+        if conversation.shared and conversation.idle_timeout is not None:
+            # renew_lease writes the lease at least as long as the pause.
+            await self.renew_lease(
+                conversation.id,
+                conversation.api,
+                principal=conversation.principal,
+                lease_seconds=conversation.idle_timeout,
+            )
 
     def resume(self, conversation: Conversation) -> None:
         """The person is done: idle and lease rules apply again, counted from now."""

@@ -42,7 +42,6 @@ class ScriptedPerson:
         self._on_asked = on_asked
         self.seen_when_asked: list[object] = []  # what ``on_asked`` saw, while the server waited
         self.asked: list[ElicitRequestURLParams] = []
-        self.finished = anyio.Event()
 
     async def __call__(
         self, context: ClientRequestContext, params: ElicitRequestParams
@@ -63,7 +62,6 @@ class ScriptedPerson:
             await person.type_text(PASSWORD)
             await anyio.sleep(0.3)  # the typing reaches the page before Done
             await person.press_done()
-            self.finished.set()
 
 
 @pytest.fixture
