@@ -51,10 +51,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..api import ChaserClient, ChaserError
 from ..browser._tasks import first_to_finish
-from ..browser.cdp import CDPConnection, CDPException
 from ..browser.page import PageError
 from .page import page_headers, render_page
-from .stream import stream_session
 
 __all__ = ["Admit", "ViewerLink", "ViewerUnavailable", "Viewers", "origin_of"]
 
@@ -449,6 +447,10 @@ class Viewers:
 
     async def _serve_view(self, websocket: WebSocket, link: _Link) -> tuple[int, str]:
         """Stream until the viewer leaves, the session ends, or the link expires; the close to send."""
+        # Imported on use: the CDP client and websockets are not what a server start-up should pay for.
+        from ..browser.cdp import CDPConnection, CDPException
+        from .stream import stream_session
+
         try:
             cdp_url, headers = await self._cdp_target(link)
         except _NotViewable as exc:
