@@ -4,8 +4,8 @@
 ``chaser://sessions``               this conversation's sessions: JSON, as ``list_sessions`` with
                                     ``owned_only`` answers (up to 100, newest first)
 ``chaser://sessions/{id}``          one session: JSON, exactly as ``get_session`` answers
-``chaser://sessions/{id}/screenshot``  its screen: the API's PNG fitted like ``take_screenshot``'s
-                                    default; a blob whose ``mimeType`` is what fitting produced
+``chaser://sessions/{id}/screenshot``  its screen as ``take_screenshot`` captures it by
+                                    default; a blob whose ``mimeType`` is what the capture made
 ==================================  ==============================================================
 
 Everything is read through ``SessionTools`` with the conversation the tools would resolve, so a
@@ -295,7 +295,7 @@ class SessionResources:
             SCREENSHOT_TEMPLATE,
             name="screenshot",
             title="Session screen",
-            description="The session's current screen, fitted like take_screenshot.",
+            description="The session's current screen, as take_screenshot captures it by default.",
             mime_type="image/png",
             security=_ID_IS_CHECKED_HERE,
         )(self.screenshot)
@@ -319,11 +319,11 @@ class SessionResources:
     async def screenshot(self, id: str, ctx: Context[Any, Any]) -> bytes:
         uri = _checked(id, f"{session_uri(id)}/screenshot")
         conversation = await self._conversation(ctx, uri)
-        fitted = await self._answer(self._sessions.fitted_screen(conversation, id), uri, session_id=id)
+        shot = await self._answer(self._sessions.screenshot(conversation, id), uri, session_id=id)
         reading = _READING.get()
         if reading is not None:
-            reading.mime_type = fitted.mime_type
-        return fitted.data
+            reading.mime_type = shot.mime_type
+        return shot.data
 
     async def _conversation(self, ctx: Context[Any, Any], uri: str) -> Conversation:
         try:

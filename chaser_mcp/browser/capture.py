@@ -7,6 +7,12 @@ Fitting the client's size budget is done the same way: a PNG that fits is sent a
 it is (``auto`` and ``png``); otherwise ``auto`` asks the browser for JPEG, lossy
 formats step down in quality, and then every format asks for fewer pixels.
 
+Scale. ``css`` (the default) asks for one image pixel per CSS pixel of what the screen shows (the
+phone's 412-wide view): a host downscales larger images anyway and bills by pixels, so the
+default costs what a model can use. ``device`` asks for the phone's real resolution. In
+``auto``, a PNG is kept when it is small (``AUTO_PNG_MAX_BYTES``), else the browser's JPEG is
+taken: text stays crisp on ordinary pages, and a photo-heavy one does not cost half a megabyte.
+
 Device metrics. ``Page.captureScreenshot`` with a clip or ``captureBeyondViewport``
 temporarily changes the page's device metrics through *the capturing CDP session*
 and afterwards restores that session's own metrics. A session that never set any
@@ -28,15 +34,18 @@ from typing import Any, Literal
 
 from .page import Page, PageError
 
-__all__ = ["Capture", "CaptureError", "ImageFormat", "capture"]
+__all__ = ["AUTO_PNG_MAX_BYTES", "Capture", "CaptureError", "ImageFormat", "Scale", "capture"]
 
 ImageFormat = Literal["auto", "png", "jpeg", "webp"]
+Scale = Literal["css", "device"]
 
 # The Claude API refuses images with an edge over 8000 px: no capture is larger.
 MAX_EDGE = 8000
 # A full page is cut at this height (CSS px), so a very long page keeps at least one image
 # pixel per CSS pixel instead of becoming an unreadable sliver; the summary says so.
 MAX_FULL_PAGE_CSS_HEIGHT = 8000
+# In ``auto``, a PNG up to this size is sent as it is; a larger one is captured again as JPEG.
+AUTO_PNG_MAX_BYTES = 256 * 1024
 QUALITIES = (80, 60, 45)
 MAX_ATTEMPTS = 8
 _SHRINK_MIN, _SHRINK_MAX = 0.3, 0.85
@@ -79,6 +88,7 @@ class Capture:
     css_width: int
     css_height: int
     device_scale: float  # the page's devicePixelRatio
+    scale: Scale
     quality: int | None
     notes: tuple[str, ...] = ()
 
@@ -89,11 +99,13 @@ async def capture(
     full_page: bool = False,
     target: str | None = None,
     image_format: ImageFormat = "auto",
+    scale: Scale = "css",
     max_width: int | None = None,
     max_bytes: int = 750_000,
     timeout: float = 30.0,
 ) -> Capture:
-    """Capture the screen, the whole page (``full_page``) or one element (``target``: ref or selector).
+    """Capture the screen, the whole page (``full_page``) or one element (``target``: ref or selector),
+    at ``scale``.
 
     Raises AgentError for a target that does not resolve (stale ref, bad selector, …),
     CaptureError when the budget cannot be met, and CDP errors when the page is unreachable.
@@ -115,10 +127,12 @@ async def capture(
             viewport["clientHeight"],
             beyond_viewport=False,
         )
-    # What a person sees: device pixels per CSS pixel at the page's current zoom.
+    # Image pixels per CSS pixel at the page's current (pinch) zoom: what the phone's screen shows
+    # in device pixels, or in the screen's own CSS pixels.
     dpr = float(metrics["dpr"])
-    natural = dpr * float(viewport.get("scale") or 1)
-    return await _fit(page, region, natural, dpr, image_format, max_width, max_bytes, timeout)
+    natural = (dpr if scale == "device" else 1.0) * float(viewport.get("scale") or 1)
+    fit = _Fit(image_format, scale, max_width, max_bytes, timeout)
+    return await _fit(page, region, natural, dpr, fit)
 
 
 async def _state_metrics(page: Page, metrics: dict[str, Any], timeout: float) -> None:
@@ -166,41 +180,48 @@ def _page_region(content: dict[str, Any], viewport: dict[str, Any]) -> _Region:
     return _Region("the whole page", 0, 0, width, height, beyond_viewport=True, notes=notes)
 
 
-async def _fit(
-    page: Page,
-    region: _Region,
-    natural: float,
-    dpr: float,
-    image_format: ImageFormat,
-    max_width: int | None,
-    max_bytes: int,
-    timeout: float,
-) -> Capture:
+@dataclass(frozen=True)
+class _Fit:
+    """What the caller asked of the image."""
+
+    image_format: ImageFormat
+    scale: Scale
+    max_width: int | None
+    max_bytes: int
+    timeout: float
+
+
+async def _fit(page: Page, region: _Region, natural: float, dpr: float, fit: _Fit) -> Capture:
     """Capture ``region`` at the largest scale the limits allow, then smaller until it fits the budget."""
-    # Image pixels per CSS pixel: never more than the page shows, nor past the edge limits.
+    # Image pixels per CSS pixel: never more than asked, nor past the edge limits.
     px = min(natural, MAX_EDGE / max(region.width, region.height))
-    if max_width is not None:
-        px = min(px, max_width / region.width)
+    if fit.max_width is not None:
+        px = min(px, fit.max_width / region.width)
     first_px = px
-    codec = "png" if image_format in ("auto", "png") else image_format
+    auto = fit.image_format == "auto"
+    codec = "png" if fit.image_format in ("auto", "png") else fit.image_format
     qualities: tuple[int | None, ...] = (None,) if codec == "png" else QUALITIES
     step = 0
     smallest: int | None = None
+    png_size = 0  # the PNG auto set aside, to say why
+    max_bytes = fit.max_bytes
+    # auto keeps a PNG only while it is small; png keeps it up to the budget.
+    png_limit = min(max_bytes, AUTO_PNG_MAX_BYTES) if auto else max_bytes
     for _attempt in range(MAX_ATTEMPTS):
         quality = qualities[min(step, len(qualities) - 1)]
-        data = await _shoot(page, region, px / dpr, codec, quality, timeout)
+        data = await _shoot(page, region, px / dpr, codec, quality, fit.timeout)
         size = len(data)
-        if size <= max_bytes:
+        if size <= (png_limit if codec == "png" else max_bytes):
             notes = list(region.notes)
-            if codec != image_format and image_format == "auto":
-                notes.append("JPEG as the PNG was over the size budget")
+            if png_size:
+                notes.append(f"JPEG as the PNG was {_kib(png_size)}, over {_kib(png_limit)}")
             if px < first_px or step > 0:
                 notes.append("made smaller to fit the size budget")
-            return _capture(data, codec, quality, region, dpr, tuple(notes))
+            return _capture(data, codec, quality, region, dpr, fit.scale, tuple(notes))
         smallest = size if smallest is None else min(smallest, size)
-        if codec == "png" and image_format == "auto":
-            # A PNG over the budget: the browser's JPEG is the next thing to try, at full size.
-            codec, qualities, step = "jpeg", QUALITIES, 0
+        if codec == "png" and auto:
+            # A PNG too large for auto: the browser's JPEG is the next thing to try, at full size.
+            codec, qualities, step, png_size = "jpeg", QUALITIES, 0, size
             continue
         step += 1
         if step < len(qualities):
@@ -211,6 +232,10 @@ async def _fit(
         f"{region.label} could not be captured within the size budget ({max_bytes} bytes, the smallest "
         f"try was {smallest}); ask for a smaller max_width, or capture one element by target."
     )
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:.0f} KiB"
 
 
 async def _shoot(
@@ -234,7 +259,13 @@ async def _shoot(
 
 
 def _capture(
-    data: bytes, codec: str, quality: int | None, region: _Region, dpr: float, notes: tuple[str, ...]
+    data: bytes,
+    codec: str,
+    quality: int | None,
+    region: _Region,
+    dpr: float,
+    scale: Scale,
+    notes: tuple[str, ...],
 ) -> Capture:
     from PIL import Image  # reads the header only: the browser's own size, not an estimate
 
@@ -249,6 +280,7 @@ def _capture(
         css_width=round(region.width),
         css_height=round(region.height),
         device_scale=dpr,
+        scale=scale,
         quality=quality,
         notes=notes,
     )

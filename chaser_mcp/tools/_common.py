@@ -31,6 +31,7 @@ __all__ = [
     "COMPACT",
     "DESTROY",
     "READ",
+    "BrowserUnreachable",
     "ConversationOf",
     "SessionId",
     "SessionPages",
@@ -142,6 +143,11 @@ async def call_api(call: Awaitable[T], *, base_url: str, session_id: str | None 
         raise api_error(exc, base_url=base_url, session_id=session_id) from exc
 
 
+class BrowserUnreachable(ToolError):
+    """A ready session whose browser cannot be reached over CDP (no ``cdp_url``, or the connection
+    failed): the screen can still come from the API's screenshot endpoint."""
+
+
 class SessionPages:
     """How a page tool reaches a session's page: look the session up with the conversation's key
     (which is what decides access), then open its page over the session's ``cdp_url``."""
@@ -156,6 +162,11 @@ class SessionPages:
         session = await call_api(
             conversation.api.get_session(session_id), base_url=self._settings.base_url, session_id=session_id
         )
+        if session.status == "ready" and not session.cdp_url:
+            raise BrowserUnreachable(
+                f"Session {session_id} is ready but has no CDP endpoint, so its page cannot be used; "
+                "try again in a moment, or create a new session."
+            )
         if session.status != "ready" or not session.cdp_url:
             raise ToolError(
                 f"Session {session_id} is {session.status}, not ready: "
@@ -191,7 +202,7 @@ class SessionPages:
                     links.use(key, cdp_url, headers=headers, timeout=self._settings.timeout)
                 )
             except (CDPException, PageError, TimeoutError) as exc:
-                raise ToolError(
+                raise BrowserUnreachable(
                     f"Could not reach the browser of {session_id} ({exc}). Try again; if it keeps failing, "
                     "call get_session to check that it is still ready."
                 ) from exc

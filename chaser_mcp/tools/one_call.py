@@ -27,6 +27,7 @@ from .pages import READ_BUDGET
 from .screenshots import (
     FullPage,
     ImageFormatParam,
+    ScaleParam,
     ScreenshotBlocks,
     browser_capture,
     describe,
@@ -71,11 +72,17 @@ class OneCallTools:
         url: Url,
         full_page: FullPage = False,
         image_format: ImageFormatParam = "auto",
+        scale: ScaleParam = "css",
     ) -> ScreenshotBlocks:
         """Screenshot a URL in a new session that is deleted before answering."""
         async with self._page_at(ctx, url) as (page, visit):
             shot = await browser_capture(
-                page, self._settings, where=visit.url[:200], full_page=full_page, image_format=image_format
+                page,
+                self._settings,
+                where=visit.url[:200],
+                full_page=full_page,
+                image_format=image_format,
+                scale=scale,
             )
         caption = f"{visit.url} ({_quote(visit.title)}), {describe(shot)}; the session was deleted"
         return image_answer(caption, shot.data, shot.mime_type)

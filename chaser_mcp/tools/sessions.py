@@ -28,6 +28,7 @@ from ._common import (
     COMPACT,
     DESTROY,
     READ,
+    BrowserUnreachable,
     ConversationOf,
     SessionId,
     SessionPages,
@@ -42,15 +43,17 @@ from .screenshots import (
     FullPage,
     ImageFormatParam,
     MaxWidth,
+    ScaleParam,
     ScreenshotBlocks,
+    Shot,
     Target,
     browser_capture,
     describe,
-    image_answer,
 )
 
-if TYPE_CHECKING:  # images (and Pillow) load when a capture needs them
-    from ..images import FittedImage, ImageFormat
+if TYPE_CHECKING:  # images (and Pillow) and the browser load when a capture needs them
+    from ..browser.capture import Scale
+    from ..images import ImageFormat
 
 __all__ = ["SessionInfo", "SessionList", "SessionTools"]
 
@@ -230,45 +233,22 @@ class SessionTools:
         image_format: ImageFormatParam = "auto",
         full_page: FullPage = False,
         target: Target = "",
+        scale: ScaleParam = "css",
     ) -> ScreenshotBlocks:
         """Capture the screen, whole page or one element as an image within the size budget."""
         conversation = await self._conversation_of(ctx)
         if full_page and target:
             raise ToolError("Pass full_page or target, not both: the whole page already has every element.")
-        if full_page or target:  # the one switch to flip to capture everything in the browser
-            return await self._browser_screenshot(
-                conversation, session_id, full_page, target or None, image_format, max_width
-            )
-        return await self._api_screenshot(conversation, session_id, image_format, max_width)
-
-    async def _api_screenshot(
-        self, conversation: Conversation, session_id: str, image_format: ImageFormat, max_width: int | None
-    ) -> ScreenshotBlocks:
-        """The screen through the API's PNG endpoint, fitted to the budget (untouched when it fits)."""
-        fitted = await self.fitted_screen(conversation, session_id, image_format, max_width)
-        return image_answer(f"Screenshot of {session_id}: {fitted.summary()}", fitted.data, fitted.mime_type)
-
-    async def _browser_screenshot(
-        self,
-        conversation: Conversation,
-        session_id: str,
-        full_page: bool,
-        target: str | None,
-        image_format: ImageFormat,
-        max_width: int | None,
-    ) -> ScreenshotBlocks:
-        """The page, or one element, captured by the browser in the format asked for (capture.py)."""
-        async with self._pages.open(conversation, session_id) as page:
-            shot = await browser_capture(
-                page,
-                self._settings,
-                where=f"the page of {session_id}",
-                full_page=full_page,
-                target=target,
-                image_format=image_format,
-                max_width=max_width,
-            )
-        return image_answer(f"Screenshot of {session_id}, {describe(shot)}", shot.data, shot.mime_type)
+        shot = await self.screenshot(
+            conversation,
+            session_id,
+            full_page=full_page,
+            target=target or None,
+            image_format=image_format,
+            scale=scale,
+            max_width=max_width,
+        )
+        return shot.blocks()
 
     async def get_preview_link(self, ctx: Context, session_id: SessionId) -> PreviewLink:
         """Mint a live-view link so a person can watch (and, if enabled, tap) the session."""
@@ -304,19 +284,54 @@ class SessionTools:
         await self._seen(conversation, session_id, session.status)
         return self._info(conversation, session)
 
-    async def fitted_screen(
+    async def screenshot(
         self,
         conversation: Conversation,
         session_id: str,
+        *,
+        full_page: bool = False,
+        target: str | None = None,
         image_format: ImageFormat = "auto",
+        scale: Scale = "css",
         max_width: int | None = None,
-    ) -> FittedImage:
-        """The API's PNG of the screen, fitted to the screenshot budget; failures are a ToolError."""
+    ) -> Shot:
+        """What ``take_screenshot`` shows (its defaults are the resource's): captured by the browser
+        over CDP (``capture.py``); the screen falls back to the API's PNG endpoint when the browser
+        cannot be reached. Failures are a ToolError."""
+        try:
+            async with self._pages.open(conversation, session_id) as page:
+                shot = await browser_capture(
+                    page,
+                    self._settings,
+                    where=f"the page of {session_id}",
+                    full_page=full_page,
+                    target=target,
+                    image_format=image_format,
+                    scale=scale,
+                    max_width=max_width,
+                )
+        except BrowserUnreachable as exc:
+            if full_page or target:  # only the browser can capture those
+                raise
+            return await self._api_screen(conversation, session_id, image_format, max_width, exc)
+        return Shot(f"Screenshot of {session_id}, {describe(shot)}", shot.data, shot.mime_type)
+
+    async def _api_screen(
+        self,
+        conversation: Conversation,
+        session_id: str,
+        image_format: ImageFormat,
+        max_width: int | None,
+        unreachable: BrowserUnreachable,
+    ) -> Shot:
+        """The API's PNG of the screen (device pixels: the API knows no other), fitted to the budget
+        and untouched when it fits."""
         from ..images import fit_screenshot  # Pillow is loaded only when a capture needs it
 
+        log.info("screenshot of %s through the API: %s", session_id, unreachable)
         png = await self._call_open(conversation, session_id, conversation.api.screenshot(session_id))
         try:
-            return await anyio.to_thread.run_sync(
+            fitted = await anyio.to_thread.run_sync(
                 lambda: fit_screenshot(
                     png,
                     max_base64_bytes=self._settings.screenshot_max_bytes,
@@ -326,6 +341,11 @@ class SessionTools:
             )
         except ValueError as exc:
             raise ToolError(f"The screenshot of {session_id} could not be used: {exc}") from exc
+        caption = (
+            f"Screenshot of {session_id}: {fitted.summary()}; device pixels from the session API's "
+            "screenshot endpoint, as the browser could not be reached over CDP"
+        )
+        return Shot(caption, fitted.data, fitted.mime_type)
 
     async def owned_sessions(self, conversation: Conversation, limit: int) -> SessionList:
         """This conversation's sessions, fetched one by one (the API cannot filter by owner)."""
