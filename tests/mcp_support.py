@@ -20,7 +20,7 @@ from typing import Any, Literal
 import anyio
 from mcp import Client, StdioServerParameters
 from mcp.server.mcpserver import MCPServer
-from mcp_types import CallToolResult, ImageContent, TextContent
+from mcp_types import BlobResourceContents, CallToolResult, ImageContent, TextContent
 
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.config import Settings
@@ -149,6 +149,14 @@ def error_text(result: CallToolResult) -> str:
     """The text of a failed call (fails the test if the call succeeded)."""
     assert result.is_error, f"expected an error, got {result.structured_content or text_of(result)}"
     return text_of(result)
+
+
+async def read_blob(client: Client, uri: str) -> tuple[bytes, str | None]:
+    """A blob resource's bytes and MIME type."""
+    result = await client.read_resource(uri)
+    [content] = result.contents
+    assert isinstance(content, BlobResourceContents)
+    return base64.b64decode(content.blob, validate=True), content.mime_type
 
 
 def image_bytes(block: ImageContent) -> bytes:

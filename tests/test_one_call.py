@@ -45,14 +45,26 @@ async def test_screenshot_url_answers_with_the_page_and_leaves_no_session_open(
     assert not result.is_error, text_of(result)
     (block,) = images(result)
     image = Image.open(BytesIO(image_bytes(block))).convert("RGB")
-    assert (block.mime_type, image.size) == ("image/png", (round(412 * DPR), round(915 * DPR)))
-    assert image.getpixel((int(100 * DPR), int(90 * DPR))) == (255, 0, 0)  # the red block, top left
+    assert (block.mime_type, image.size) == ("image/png", (412, 915)), "CSS pixels by default"
+    assert image.getpixel((100, 90)) == (255, 0, 0)  # the red block, top left
     assert text_of(result).startswith(
         f'{pages_site.url("long.html")} ("Long page"), the screen (412x915 CSS px)'
     )
     assert "the session was deleted" in text_of(result)
     assert every_session(backend) == before + 1, "one session was made"
     assert backend.open_sessions() == [], "and it is gone by the time the answer arrives"
+
+
+async def test_screenshot_url_at_scale_device_is_the_phones_own_pixels(
+    page_client: Client, pages_site: PagesSite
+) -> None:
+    result = await call(page_client, "screenshot_url", url=pages_site.url("long.html"), scale="device")
+
+    (block,) = images(result)
+    image = Image.open(BytesIO(image_bytes(block))).convert("RGB")
+    assert image.size == (round(412 * DPR), round(915 * DPR))
+    assert image.getpixel((int(100 * DPR), int(90 * DPR))) == (255, 0, 0)
+    assert "scale device" in text_of(result)
 
 
 async def test_screenshot_url_full_page_in_jpeg_is_the_whole_page_from_the_browser(

@@ -3,7 +3,6 @@ on the fake API; and the resource-updated notifications of 2026-07-28 ``subscrip
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from collections.abc import AsyncIterator
@@ -16,14 +15,14 @@ from mcp.client.subscriptions import Subscription
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp_types import INVALID_PARAMS, BlobResourceContents, Implementation, TextResourceContents
+from mcp_types import INVALID_PARAMS, Implementation, TextResourceContents
 from PIL import Image
 
 from chaser_mcp.conversations import Conversation
 from chaser_mcp.server import build_server, single_conversation
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
 from tests.http_server import served
-from tests.mcp_support import Harness, Mode, running_server, sniff_mime, structured
+from tests.mcp_support import Harness, Mode, read_blob, running_server, sniff_mime, structured
 from tests.replica_support import connect
 
 pytestmark = pytest.mark.anyio
@@ -49,13 +48,6 @@ async def read_json(client: Client, uri: str) -> Any:
     assert isinstance(content, TextResourceContents)
     assert content.mime_type == "application/json"
     return json.loads(content.text)
-
-
-async def read_blob(client: Client, uri: str) -> tuple[bytes, str | None]:
-    result = await client.read_resource(uri)
-    [content] = result.contents
-    assert isinstance(content, BlobResourceContents)
-    return base64.b64decode(content.blob, validate=True), content.mime_type
 
 
 async def next_update(subscription: Subscription) -> str:

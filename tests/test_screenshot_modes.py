@@ -1,5 +1,6 @@
-"""take_screenshot's browser captures: the whole page (full_page) and one element (target), straight
-from the browser in PNG, JPEG or WebP, fitted to the size budget, pixel-checked on tests/pages/long.html.
+"""take_screenshot's browser captures: the screen, the whole page (full_page) and one element (target),
+at CSS pixels by default or device pixels (scale="device"), straight from the browser in PNG, JPEG or
+WebP, fitted to the size budget, pixel-checked on tests/pages/long.html (and noise.html for sizes).
 
 long.html is 4000 CSS px tall on the emulated Pixel 7 (412 CSS px wide, DPR 2.625); its blocks sit at
 fixed CSS places (kept in step with the page):
@@ -21,7 +22,7 @@ from PIL import Image
 from chaser_mcp.browser.page import open_page
 from chaser_mcp.conversations import Conversations
 from chaser_mcp.server import ServerState, build_server
-from tests.mcp_support import Mode, error_text, image_bytes, images, structured, text_of
+from tests.mcp_support import Mode, error_text, image_bytes, images, read_blob, structured, text_of
 from tests.page_support import LocalHarness, PagesSite, call, new_session, open_in
 
 pytestmark = pytest.mark.anyio
@@ -35,9 +36,13 @@ ORANGE = (255, 140, 0)
 MAGENTA = (255, 0, 255)
 WHITE = (255, 255, 255)
 # (left, top, width, height) in CSS px
+RED_BOX = (20, 40, 200, 100)
 BLUE_BOX = (60, 3600, 280, 200)
 GREEN_BOX = (100, 1500, 160, 120)
 ORANGE_SIZE = (120, 80)
+SCREEN = (412, 915)  # CSS px
+DEVICE_SCREEN = (round(412 * DPR), round(915 * DPR))  # 1082x2402
+AUTO_PNG_LIMIT = 256 * 1024  # what auto sends as PNG at most
 
 
 def picture(result: CallToolResult) -> tuple[Image.Image, str, str]:
@@ -100,10 +105,80 @@ async def test_a_full_page_capture_covers_the_whole_height_with_each_block_in_it
     assert near(at(30, 50), RED) and near(at(150, 1560), GREEN)
     assert near(at(200, 3990), MAGENTA), "the last rows of the page are there"
     assert caption.startswith(f"Screenshot of {session}, the whole page (412x4000 CSS px): PNG ")
-    assert f"{image.width}x{image.height}" in caption and "(device 2.625)" in caption
+    assert (image.width, image.height) == PAGE, "one pixel per CSS pixel by default"
+    assert f"PNG {image.width}x{image.height}" in caption
+    assert 'scale css (1 px per CSS px; scale="device" gives 2.625)' in caption, caption
 
 
-async def test_an_element_by_selector_is_exactly_that_element_at_device_resolution(
+async def test_the_default_screenshot_is_the_screen_at_css_pixels_from_the_browser(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("long.html"))
+
+    image, mime, caption = picture(await screenshot(page_client, session))
+
+    assert (image.size, mime, image.format) == (SCREEN, "image/png", "PNG")
+    left, top, width, height = RED_BOX
+    assert only(image.crop((left, top, left + width, top + height)), RED), "the block, pixel for pixel"
+    assert near(image.convert("RGB").getpixel((left - 2, top + 2)), WHITE)
+    assert caption.startswith(f"Screenshot of {session}, the screen (412x915 CSS px): PNG 412x915, ")
+    assert 'scale css (1 px per CSS px; scale="device" gives 2.625)' in caption, caption
+
+
+async def test_scale_device_is_the_screen_at_the_phones_own_pixels(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("long.html"))
+
+    image, mime, caption = picture(await screenshot(page_client, session, scale="device"))
+
+    assert (image.size, mime) == (DEVICE_SCREEN, "image/png")
+    left, top, width, height = RED_BOX
+    inner = (round((left + 1) * DPR), round((top + 1) * DPR), round((left + width - 1) * DPR))
+    assert only(image.crop((*inner[:2], inner[2], round((top + height - 1) * DPR))), RED)
+    assert near(image.convert("RGB").getpixel((round((left - 1) * DPR), round((top + 2) * DPR))), WHITE)
+    assert "PNG 1082x2402" in caption and "scale device (2.63 px per CSS px)" in caption, caption
+
+
+async def test_the_screenshot_resource_is_the_default_capture(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("long.html"))
+
+    data, mime = await read_blob(page_client, f"chaser://sessions/{session}/screenshot")
+
+    image = Image.open(BytesIO(data))
+    assert (image.size, mime) == (SCREEN, "image/png")
+    assert near(image.convert("RGB").getpixel((120, 90)), RED)
+
+
+async def test_auto_takes_the_browsers_jpeg_when_the_screens_png_is_not_small(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("noise.html"))
+
+    image, mime, caption = picture(await screenshot(page_client, session))
+
+    assert (image.size, mime, image.format) == (SCREEN, "image/jpeg", "JPEG")
+    assert re.search(r"JPEG as the PNG was \d+ KiB, over 256 KiB", caption), caption
+    assert near(image.convert("RGB").getpixel((200, 700)), WHITE, 8), "below the noise, the page"
+
+
+async def test_png_asked_for_is_the_browsers_png_even_past_what_auto_sends(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("noise.html"))
+
+    result = await screenshot(page_client, session, image_format="png")
+
+    (block,) = images(result)
+    image, mime, caption = picture(result)
+    assert (image.size, mime) == (SCREEN, "image/png")
+    assert len(image_bytes(block)) > AUTO_PNG_LIMIT, "not traded for a JPEG"
+    assert "JPEG" not in caption and "smaller" not in caption, caption
+
+
+async def test_an_element_by_selector_is_exactly_that_element_at_css_pixels(
     page_client: Client, session: str, pages_site: PagesSite
 ) -> None:
     await open_in(page_client, session, pages_site.url("long.html"))
@@ -111,9 +186,22 @@ async def test_an_element_by_selector_is_exactly_that_element_at_device_resoluti
     image, _, caption = picture(await screenshot(page_client, session, target="#green"))
 
     _, _, width, height = GREEN_BOX
+    assert image.size == (width, height)
+    assert only(image, GREEN), "nothing but the block"
+    assert re.search(r"\[ref=[a-z]{2}\d+\] \(160x120 CSS px\): PNG 160x120", caption), caption
+
+
+async def test_an_element_at_scale_device_is_exactly_that_element_at_device_resolution(
+    page_client: Client, session: str, pages_site: PagesSite
+) -> None:
+    await open_in(page_client, session, pages_site.url("long.html"))
+
+    image, _, caption = picture(await screenshot(page_client, session, target="#green", scale="device"))
+
+    _, _, width, height = GREEN_BOX
     assert abs(image.width - width * DPR) <= 1 and abs(image.height - height * DPR) <= 1, image.size
     assert only(image, GREEN), "nothing but the block"
-    assert re.search(r"\[ref=[a-z]{2}\d+\] \(160x120 CSS px\): PNG", caption), caption
+    assert "scale device" in caption, caption
 
 
 async def test_an_element_by_ref_below_the_fold_is_exactly_that_element(
@@ -129,7 +217,7 @@ async def test_an_element_by_ref_below_the_fold_is_exactly_that_element(
     image, _, _ = picture(await screenshot(page_client, session, target=ref.group(1)))
 
     _, _, width, height = BLUE_BOX
-    assert abs(image.width - width * DPR) <= 1 and abs(image.height - height * DPR) <= 1, image.size
+    assert image.size == (width, height)
     assert only(image, BLUE)
 
 
@@ -138,7 +226,7 @@ async def test_an_element_inside_a_same_origin_iframe_is_found_and_offset_by_its
 ) -> None:
     await open_in(page_client, session, pages_site.url("long.html"))
 
-    image, _, _ = picture(await screenshot(page_client, session, target="#orange"))
+    image, _, _ = picture(await screenshot(page_client, session, target="#orange", scale="device"))
 
     width, height = ORANGE_SIZE
     assert abs(image.width - width * DPR) <= 1 and abs(image.height - height * DPR) <= 1, image.size

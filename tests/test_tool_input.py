@@ -44,6 +44,8 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
     ("take_screenshot", {"session_id": "sess_abc", "image_format": "gif"}, "image_format"),
     ("take_screenshot", {"session_id": "sess_abc", "max_width": 63}, "max_width"),
     ("take_screenshot", {"session_id": "sess_abc", "max_width": 4097}, "max_width"),
+    ("take_screenshot", {"session_id": "sess_abc", "scale": "retina"}, "scale"),
+    ("screenshot_url", {"url": "https://example.com/", "scale": 2}, "scale"),
 ]
 
 # A valid value for each argument a session-id tool may require besides the id, so that a call
@@ -165,4 +167,4 @@ async def test_navigate_on_a_session_that_is_not_ready_says_to_wait(
 ) -> None:
     session_id = fake_chaser.seed_session(ready=False)
     result = await mcp_client.call_tool("navigate", {"session_id": session_id, "url": "https://example.com/"})
-    assert result.is_error and "creating" in error_text(result) and "wait" in error_text(result)
+    assert result.is_error and "creating" in error_text(result) and "Wait" in error_text(result)

@@ -313,6 +313,32 @@ async def test_take_screenshot_returns_an_image_block_whose_mime_type_matches_it
     assert image.data not in text and len(text) < 300  # never base64 inside text
 
 
+async def test_a_screen_whose_browser_cannot_be_reached_comes_from_the_api_and_says_so(
+    mcp_client: Client, fake_chaser: FakeChaser
+) -> None:
+    # The fake cloud has no browsers: its sessions' cdp_url cannot be reached from here.
+    session_id = fake_chaser.seed_session()
+
+    result = await mcp_client.call_tool("take_screenshot", {"session_id": session_id, "scale": "css"})
+
+    assert fake_chaser.count("POST", r"/v1/sessions/[^/]+/screenshot") == 1
+    assert "device pixels from the session API's screenshot endpoint" in text_of(result)
+    assert "could not be reached over CDP" in text_of(result)
+
+
+async def test_a_full_page_needs_the_browser_and_says_so_when_it_cannot_be_reached(
+    mcp_client: Client, fake_chaser: FakeChaser
+) -> None:
+    session_id = fake_chaser.seed_session()
+
+    message = error_text(
+        await mcp_client.call_tool("take_screenshot", {"session_id": session_id, "full_page": True})
+    )
+
+    assert "Could not reach the browser" in message, message
+    assert fake_chaser.count("POST", r"/v1/sessions/[^/]+/screenshot") == 0, "no screen instead of a page"
+
+
 async def test_a_large_noisy_screenshot_is_downscaled_and_reencoded_within_the_size_budget(
     fake_chaser: FakeChaser, mode: Mode
 ) -> None:
@@ -370,7 +396,7 @@ async def test_a_screenshot_of_a_session_still_creating_says_it_is_still_startin
 
     message = error_text(await mcp_client.call_tool("take_screenshot", {"session_id": session_id}))
 
-    assert "still starting" in message and "HTTP 409 session_not_open" in message
+    assert "still starting" in message and "status 'creating'" in message
     assert "Wait" in message
 
 
@@ -382,7 +408,7 @@ async def test_a_screenshot_of_a_closed_session_says_it_has_ended_and_to_create_
 
     message = error_text(await mcp_client.call_tool("take_screenshot", {"session_id": session_id}))
 
-    assert "has ended" in message and "HTTP 409 session_not_open" in message
+    assert "has ended" in message and "status 'closed'" in message
     assert "ttl_expired" in message and "create_session" in message
 
 

@@ -55,7 +55,7 @@ SessionId = Annotated[
     Field(
         pattern=SESSION_ID_PATTERN,
         max_length=133,
-        description="Session id from create_session or list_sessions, like 'sess_019ec0d0-…'",
+        description="From create_session or list_sessions, like 'sess_019ec0d0-…'",
     ),
 ]
 
@@ -167,14 +167,16 @@ class SessionPages:
                 f"Session {session_id} is ready but has no CDP endpoint, so its page cannot be used; "
                 "try again in a moment, or create a new session."
             )
-        if session.status != "ready" or not session.cdp_url:
+        if session.status == "creating":
             raise ToolError(
-                f"Session {session_id} is {session.status}, not ready: "
-                + (
-                    "wait a few seconds and try again."
-                    if session.status == "creating"
-                    else "create a new session with create_session."
-                )
+                f"Session {session_id} is still starting (status 'creating'). "
+                "Wait a few seconds and try again, or call get_session until status is 'ready'."
+            )
+        if session.status != "ready" or not session.cdp_url:
+            reason = f", ended_reason '{session.ended_reason}'" if session.ended_reason else ""
+            raise ToolError(
+                f"Session {session_id} has ended (status '{session.status}'{reason}). "
+                "Create a new session with create_session."
             )
         headers: dict[str, str] = {}
         # The cloud's CDP endpoint wants the API key; only ever send it over TLS.

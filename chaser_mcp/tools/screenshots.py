@@ -47,7 +47,7 @@ ImageFormatParam = Annotated[
 ]
 ScaleParam = Annotated[
     Literal["css", "device"],
-    Field(description="css: 1 px per CSS px (cheap); device: the phone's full resolution"),
+    Field(description="css: 1 px per CSS px; device: full resolution"),
 ]
 FullPage = bool  # the name says it all: no description to pay for
 Target = Annotated[OptionalText, Field(description="Element ref or CSS selector")]
