@@ -193,6 +193,7 @@ class _Session:
     fail_reason: str | None
     proxy_ip: str
     deleted_at: datetime | None = None
+    cdp_url: str | None = None  # a real browser's, given by a test; else the cloud's own form
 
 
 @dataclass(frozen=True)
@@ -587,13 +588,22 @@ class FakeChaser:
             self._clock_offset += timedelta(seconds=seconds)
 
     def seed_session(
-        self, *, key: str = DEFAULT_KEY, ttl_seconds: int = TTL_DEFAULT, ready: bool = True
+        self,
+        *,
+        key: str = DEFAULT_KEY,
+        ttl_seconds: int = TTL_DEFAULT,
+        ready: bool = True,
+        cdp_url: str | None = None,
     ) -> str:
         """Create a session directly (no request is recorded); returns its id.
 
-        ``ready=True``: ready at once; ``ready=False``: stays creating until its TTL runs out."""
+        ``ready=True``: ready at once; ``ready=False``: stays creating until its TTL runs out.
+        ``cdp_url``: a real browser's CDP websocket (a local session's) to report as this session's,
+        for tests that drive a cloud session's page; the fake has no browsers of its own."""
         with self._lock:
-            return self._create(key, ttl_seconds, "default", ready_delay=0.0 if ready else None).id
+            session = self._create(key, ttl_seconds, "default", ready_delay=0.0 if ready else None)
+            session.cdp_url = cdp_url
+            return session.id
 
     def now(self) -> datetime:
         with self._lock:
@@ -937,7 +947,7 @@ class FakeChaser:
             "object": "session",
             "status": self._status(session, now),
             "device": DEVICE,
-            "cdp_url": f"wss://cdp.chaser.sh/sessions/{session.id}",
+            "cdp_url": session.cdp_url or f"wss://cdp.chaser.sh/sessions/{session.id}",
             "bytes_up": int(active * 900),
             "bytes_down": int(active * 1100),
             "proxy_ip": session.proxy_ip if ready_at else None,

@@ -153,6 +153,28 @@ async def test_the_page_a_client_finds_at_cdp_url_is_the_emulated_phone(
     assert seen["hints"]["model"] == "Pixel 7" and seen["hints"]["platformVersion"].startswith("14")
 
 
+async def test_a_client_that_set_its_own_metrics_and_left_leaves_the_phone_behind(
+    session: Session, site: LoopbackSite
+) -> None:
+    assert session.cdp_url is not None
+    await navigate_page(session.cdp_url, site.url("/colour"))
+    async with CDPConnection.connect(session.cdp_url) as cdp:  # Playwright setting a viewport does this
+        targets = await cdp.send("Target.getTargets")
+        page = next(t for t in targets["targetInfos"] if t["type"] == "page")
+        attached = await cdp.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})
+        desktop = {"width": 800, "height": 600, "deviceScaleFactor": 1, "mobile": False}
+        await cdp.send("Emulation.setDeviceMetricsOverride", desktop, session_id=attached["sessionId"])
+
+    # Chromium drops the page's metrics altogether when that client leaves; the phone comes back.
+    with anyio.fail_after(10):
+        while await evaluate_on_page(session.cdp_url, "[innerWidth, innerHeight, devicePixelRatio]") != [  # noqa: ASYNC110
+            412,
+            915,
+            DPR,
+        ]:
+            await anyio.sleep(0.05)
+
+
 async def test_get_of_an_unknown_session_is_404_session_not_found(client: ChaserClient) -> None:
     with pytest.raises(SessionNotFound) as caught:
         await client.get_session("sess_00000000-0000-7000-8000-000000000000")

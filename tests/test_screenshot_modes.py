@@ -22,7 +22,17 @@ from PIL import Image
 from chaser_mcp.browser.page import open_page
 from chaser_mcp.conversations import Conversations
 from chaser_mcp.server import ServerState, build_server
-from tests.mcp_support import Mode, error_text, image_bytes, images, read_blob, structured, text_of
+from tests.fake_chaser import FakeChaser
+from tests.mcp_support import (
+    Mode,
+    error_text,
+    image_bytes,
+    images,
+    read_blob,
+    running_server,
+    structured,
+    text_of,
+)
 from tests.page_support import LocalHarness, PagesSite, call, new_session, open_in
 
 pytestmark = pytest.mark.anyio
@@ -138,6 +148,26 @@ async def test_scale_device_is_the_screen_at_the_phones_own_pixels(
     assert only(image.crop((*inner[:2], inner[2], round((top + height - 1) * DPR))), RED)
     assert near(image.convert("RGB").getpixel((round((left - 1) * DPR), round((top + 2) * DPR))), WHITE)
     assert "PNG 1082x2402" in caption and "scale device (2.63 px per CSS px)" in caption, caption
+
+
+async def test_a_cloud_session_is_captured_by_its_browser_at_both_scales_like_a_local_one(
+    page_client: Client, session: str, pages_site: PagesSite, mode: Mode
+) -> None:
+    await open_in(page_client, session, pages_site.url("long.html"))
+    cdp_url = structured(await call(page_client, "get_session", session_id=session))["cdp_url"]
+    left, top, width, height = RED_BOX
+
+    with FakeChaser() as cloud:  # a cloud session whose cdp_url is a real browser
+        cloud_session = cloud.seed_session(cdp_url=cdp_url)
+        async with running_server(cloud) as harness, harness.connect(mode) as client:
+            css, css_mime, _ = picture(await screenshot(client, cloud_session))
+            device, _, caption = picture(await screenshot(client, cloud_session, scale="device"))
+        assert cloud.count("POST", r"/v1/sessions/[^/]+/screenshot") == 0, "the browser, not the API"
+
+    assert (css.size, css_mime) == (SCREEN, "image/png")
+    assert only(css.crop((left, top, left + width, top + height)), RED)
+    assert device.size == DEVICE_SCREEN and "scale device" in caption
+    assert near(device.convert("RGB").getpixel((round(100 * DPR), round(90 * DPR))), RED)
 
 
 async def test_the_screenshot_resource_is_the_default_capture(

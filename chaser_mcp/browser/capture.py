@@ -21,7 +21,9 @@ is replaced by a desktop viewport at DPR 1 (measured on Chromium 156). So before
 clips, a capture states the page's current metrics (read from the page) on its own
 session: the capture then renders at the phone's real resolution and puts the same
 metrics back. Those stay on this connection, identical to what the page had; the
-tools capture through the session's kept page link (``links.py``), which stays open.
+tools capture through the session's kept page link (``links.py``), which stays open. When
+it closes, Chromium drops the page's metrics override with it: the local backend puts the
+phone back (``local/runtime.py``), and a real phone's screen is its own.
 """
 
 from __future__ import annotations

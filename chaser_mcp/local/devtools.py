@@ -34,7 +34,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +158,8 @@ class DevToolsPipe:
         self._clients: set[PipeClient] = set()
         self._closed_reason: str | None = None
         self._read_done = anyio.Event()
+        # Run after each client has left (its sessions detached): see ``LocalBrowser.restore_phone``.
+        self.on_client_left: Callable[[], Awaitable[None]] | None = None
 
     def start(self) -> None:
         """Start reading (in the owner's task group)."""
@@ -294,6 +296,8 @@ class DevToolsPipe:
                 contextlib.suppress(CDPConnectionClosed, CDPError, CDPTimeout, TransportClosed),
             ):
                 await self.call("Target.detachFromTarget", {"sessionId": client.browser_session}, timeout=5)
+                if self.on_client_left is not None:
+                    await self.on_client_left()
 
     # -- the reader --------------------------------------------------------------------------------
 

@@ -6,6 +6,13 @@ one browser-level connection open for the browser's whole life and auto-attaches
 tab a client opens later get the phone before they run a line of script. Other
 clients (our browsing functions, Playwright) attach alongside and see the phone.
 
+One exception to "overrides belong to their session": when a client that set its own device
+metrics leaves (a capture states the page's metrics on its link, see ``browser/capture.py``;
+Playwright sets a viewport), Chromium drops the page's metrics override altogether rather
+than falling back to ours, and the page becomes a desktop viewport at DPR 1 (measured on
+Chromium 156; re-sending the same override is not enough, it must be cleared first). So
+after any client leaves, ``restore_phone`` puts the phone back on every page that lost it.
+
 ``LocalBrowser.running`` is one ``async with`` block from launch to teardown: the
 browser, its manager connection and the target watcher live and die with it.
 """
@@ -35,6 +42,9 @@ from chaser_mcp.browser.cdp import (
 
 from .chromium import BrowserProcess, launch_browser
 from .emulation import DeviceProfile, chrome_version_from_product, device_commands, pixel_7
+
+# The page still shows the phone's screen (read through the manager's own session on it).
+_SHOWS = "[devicePixelRatio, screen.width, screen.height]"
 
 log = logging.getLogger("chaser_mcp.local.runtime")
 
@@ -109,6 +119,7 @@ class LocalBrowser:
                     events = cdp.listen("Target.attachedToTarget", "Target.detachedFromTarget")
                     watchers.start_soon(browser._watch_targets, events, name=f"targets {process.pid}")
                     await browser._attach_everything()
+                    process.devtools.on_client_left = browser.restore_phone
             except TimeoutError:
                 raise CDPTimeout(f"the browser showed no phone page within {timeout:g} s") from None
             try:
@@ -165,6 +176,25 @@ class LocalBrowser:
         except CDPException as exc:
             # The target can close (or hang) while we set it up; that is not the browser's problem.
             log.debug("could not set up target %s: %s", info.get("type"), exc)
+
+    async def restore_phone(self) -> None:
+        """Put the phone's metrics back on each page whose metrics a departed client took with it."""
+        metrics = device_commands(self.device)[0]
+        expected = [self.device.device_scale_factor, self.device.width, self.device.height]
+        for session_id in list(self._pages):
+            with contextlib.suppress(CDPException):
+                shown = await self.cdp.send(
+                    "Runtime.evaluate",
+                    {"expression": _SHOWS, "returnByValue": True},
+                    session_id=session_id,
+                    timeout=5,
+                )
+                if shown.get("result", {}).get("value") == expected:
+                    continue
+                log.debug("a client took the phone's metrics with it: restoring them")
+                await self.cdp.send_all(
+                    [("Emulation.clearDeviceMetricsOverride", {}), metrics], session_id=session_id, timeout=5
+                )
 
     async def page(self, timeout: float = 10.0) -> PageRef:
         """The page on screen: the visible tab (newest first), opening one if a client closed them all.
