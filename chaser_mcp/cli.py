@@ -19,11 +19,10 @@ import anyio
 from . import __version__
 from ._ids import key_fingerprint
 from .config import Settings, SettingsError
-from .conversations import Conversations
-from .server import ServerState, build_server, make_client
 
 if TYPE_CHECKING:
     from .api import ChaserClient
+    from .server import ServerState
     from .store import OwnershipStore
     from .store.ownership import JournalEntry
 
@@ -99,6 +98,11 @@ async def run(settings: Settings) -> None:
 
 
 async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
+    # Imported here, not at the top: with --local the backend (and its warm browser) starts first,
+    # so Chromium boots while the MCP SDK, the slowest import by far, loads.
+    from .conversations import Conversations
+    from .server import ServerState, build_server, make_client
+
     journal = open_journal(settings)
     conversations = Conversations(
         cleanup_timeout=settings.cleanup_timeout,
