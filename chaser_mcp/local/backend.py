@@ -86,6 +86,8 @@ class LocalSession:
     ended_reason: str | None = None
     browser: LocalBrowser | None = None
     ended: anyio.Event = field(default_factory=anyio.Event)
+    # Set when the session leaves ``creating`` (ready, or ended first): what a held GET waits on.
+    settled: anyio.Event = field(default_factory=anyio.Event)
     browser_gone: anyio.Event = field(default_factory=anyio.Event)  # every process ended
 
     @property
@@ -100,6 +102,14 @@ class LocalSession:
         self.ended_reason = reason
         self.ended_at = datetime.now(UTC)
         self.ended.set()
+        self.settled.set()
+
+    def become_ready(self, browser: LocalBrowser) -> None:
+        """Record the browser as ready and wake every GET held for it (``Prefer: wait``)."""
+        self.device = browser.device.label
+        self.status = "ready"
+        self.ready_at = datetime.now(UTC)
+        self.settled.set()
 
     def cdp_url(self, base_url: str) -> str | None:
         """The session's CDP websocket on the local API at ``base_url`` (None until it was ready).
@@ -360,9 +370,7 @@ class LocalBackend:
                         session.browser = browser
                         if not session.is_open:  # ended while the browser was starting
                             return
-                        session.device = browser.device.label
-                        session.status = "ready"
-                        session.ready_at = datetime.now(UTC)
+                        session.become_ready(browser)
                         log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)
                         code = await browser.wait_exited()
                         session.end("error", "browser_exited")
