@@ -15,6 +15,7 @@ browsers. Results go to bench/results/ as JSON, then are printed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import psutil
 from mcp import Client, StdioServerParameters
 
 from bench.common import bench_arguments, new_result, serve_html, shown, write_result
@@ -30,6 +32,7 @@ from chaser_mcp.api import ChaserClient
 from chaser_mcp.config import Settings
 from chaser_mcp.conversations import Conversations
 from chaser_mcp.local import running_local_api
+from chaser_mcp.local.chromium import group_pids
 from chaser_mcp.server import ServerState, build_server
 
 KEY = "sk-bench-ready"
@@ -48,6 +51,7 @@ def stats(values: list[float]) -> dict[str, float]:
 async def in_process(rounds: int, warm_browsers: int | None) -> dict[str, Any]:
     """Lag (backend ready -> tool returned) and create -> ready, one session at a time."""
     options: dict[str, Any] = {} if warm_browsers is None else {"warm_browsers": warm_browsers}
+    memory: dict[str, float] = {}
     lags: list[float] = []
     boots: list[float] = []
     calls: list[float] = []
@@ -59,6 +63,11 @@ async def in_process(rounds: int, warm_browsers: int | None) -> dict[str, Any]:
         state = ServerState(settings, client, Conversations(cleanup_timeout=10))
         try:
             async with Client(build_server(state)) as mcp:
+                if warm_browsers:
+                    await _until_warm(api.backend)
+                    warm = api.backend.warm
+                    assert warm is not None
+                    memory = warm_memory_mib(warm.process.pid)
                 for _ in range(rounds):
                     if warm_browsers:
                         await _until_warm(api.backend)
@@ -76,16 +85,28 @@ async def in_process(rounds: int, warm_browsers: int | None) -> dict[str, Any]:
             await state.conversations.end_all("bench finished")
             await client.aclose()
     return {
+        **({"warm_browser_memory_mib": memory} if memory else {}),
         "lag_ready_to_returned_s": stats(lags),
         "backend_create_to_ready_s": stats(boots),
         "create_session_call_s": stats(calls),
     }
 
 
+def warm_memory_mib(pid: int) -> dict[str, float]:
+    """USS and PSS of the warm browser's whole process group, in MiB (psutil's full memory info)."""
+    uss = pss = 0
+    for member in group_pids(pid):
+        with contextlib.suppress(psutil.Error):
+            info = psutil.Process(member).memory_full_info()
+            uss += info.uss
+            pss += getattr(info, "pss", 0)
+    return {"uss": round(uss / 2**20, 1), "pss": round(pss / 2**20, 1)}
+
+
 async def _until_warm(backend: Any) -> None:
     """A fair round with a warm browser starts once the replacement is up (not mid-launch)."""
     with anyio.fail_after(30):
-        while not getattr(backend, "warm_ready", lambda: True)():  # noqa: ASYNC110 - absent in old trees
+        while getattr(backend, "warm", True) is None:  # noqa: ASYNC110 - absent in old trees
             await anyio.sleep(0.02)
 
 
@@ -131,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["steps"] = asyncio.run(in_process(rounds, args.warm_browsers))
     path = write_result(result, args.out)
     for name, values in result["steps"].items():
+        if "median" not in values:
+            print(f"{name}: {values}")
+            continue
         low, high = values["min"], values["max"]
         print(f"{name}: median {values['median']:.4f} (min {low:.4f}, max {high:.4f}, n {values['n']})")
     print(f"written: {shown(path)}")

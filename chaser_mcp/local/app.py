@@ -14,7 +14,8 @@ talks to it unchanged. Differences a caller may notice, all deliberate:
   Origin outside the allow-lists (loopback names plus configured ones) are refused.
 * ``bytes_up``/``bytes_down`` are null: nothing is metered locally.
 * At most ``max_sessions`` sessions are open at once (each browser costs ~150 MiB);
-  one more is refused with 429 ``session_limit_reached``.
+  one more is refused with 429 ``session_limit_reached``. A warm browser (``warm_browsers=1``)
+  counts against the same cap and is handed to the next create (see ``backend.py``).
 * Authentication: ``Authorization: Bearer <key>`` is required. With ``api_key`` set,
   only that key is accepted; without one, any non-empty key is, which is safe only
   because the server binds to loopback (``serve_local_api`` refuses another host
