@@ -83,12 +83,16 @@ async def run(settings: Settings) -> None:
     local_key = secrets.token_urlsafe(24)
     executable = shutil.which(settings.chrome) if settings.chrome else None
     async with running_local_api(
-        api_key=local_key, max_sessions=settings.local_max_sessions, executable=executable
+        api_key=local_key,
+        max_sessions=settings.local_max_sessions,
+        executable=executable,
+        warm_browsers=settings.local_warm_browsers,
     ) as local:
         log.info(
-            "local backend on %s (headless Chromium, at most %d sessions)",
+            "local backend on %s (headless Chromium, at most %d sessions, %d warm)",
             local.base_url,
             settings.local_max_sessions,
+            settings.local_warm_browsers,
         )
         # Local browsers die with this process, so there is nothing for a crash journal to reap.
         await serve(

@@ -67,6 +67,18 @@ def option(
 # Comma-separated in the environment, repeated flags on the command line.
 Names = Annotated[tuple[str, ...], NoDecode]
 MAX_SESSIONS = 64  # browsers at once, for both the embedded and the standalone local API
+# The embedded (--local) and the standalone (local-api) local API read the same variable and flag.
+WARM_BROWSERS_HELP = (
+    "Browsers kept launched for the next session (0 or 1), so it is ready at once; counted against "
+    "max sessions."
+)
+
+
+def warm_browsers_option() -> Any:
+    """``CHASER_LOCAL_WARM_BROWSERS`` / ``--warm-browsers``: one declaration for both command lines."""
+    return option(1, WARM_BROWSERS_HELP, flag="--warm-browsers", ge=0, le=1)
+
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -321,6 +333,7 @@ class Settings(DeclaredSettings):
     local_max_sessions: int = option(
         3, "With local: browsers open at once.", flag="--max-sessions", ge=1, le=MAX_SESSIONS
     )
+    local_warm_browsers: int = warm_browsers_option()
     chrome: str | None = option(
         None, "Chromium binary for local (a path or a name on PATH).", shown_default="found on PATH"
     )
@@ -541,6 +554,7 @@ def _read_token_file(path: str) -> str:
 
 __all__ = [
     "MAX_SESSIONS",
+    "WARM_BROWSERS_HELP",
     "DeclaredSettings",
     "Names",
     "Settings",
@@ -549,4 +563,5 @@ __all__ = [
     "flag_name",
     "option",
     "shown_default",
+    "warm_browsers_option",
 ]

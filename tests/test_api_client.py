@@ -799,6 +799,42 @@ async def test_a_get_that_keeps_hanging_raises_request_timeout(fake_chaser: Fake
     assert fake_chaser.count("GET") == 2
 
 
+@pytest.mark.parametrize(
+    ("wait", "header"), [(0.25, "wait=1"), (1.0, "wait=1"), (2.0, "wait=2"), (2.1, "wait=3")]
+)
+async def test_get_session_with_wait_sends_prefer_wait_in_whole_seconds_rounded_up(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser, wait: float, header: str
+) -> None:
+    session_id = fake_chaser.seed_session()
+
+    await chaser_client.get_session(session_id, wait=wait)
+
+    assert fake_chaser.requests[-1].headers.get("prefer") == header
+
+
+async def test_get_session_without_wait_sends_no_prefer(
+    chaser_client: ChaserClient, fake_chaser: FakeChaser
+) -> None:
+    session_id = fake_chaser.seed_session()
+
+    await chaser_client.get_session(session_id)
+
+    assert "prefer" not in fake_chaser.requests[-1].headers
+
+
+async def test_a_get_that_prefers_to_wait_gets_the_wait_on_top_of_its_timeout(
+    fake_chaser: FakeChaser,
+) -> None:
+    session_id = fake_chaser.seed_session()
+    fake_chaser.inject(Delay(0.8), method="GET")  # a hold longer than the timeout, within the wait
+
+    async with client_for(fake_chaser, timeout=0.3, max_retries=0) as client:
+        session = await client.get_session(session_id, wait=1)
+
+    assert session.id == session_id
+    assert fake_chaser.count("GET") == 1
+
+
 async def test_a_slow_answer_within_the_timeout_is_simply_waited_for(
     chaser_client: ChaserClient, fake_chaser: FakeChaser
 ) -> None:

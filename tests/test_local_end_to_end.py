@@ -75,7 +75,7 @@ async def test_a_local_session_opens_reads_screenshots_streams_and_leaves_nothin
     site: LoopbackSite, profiles: Path, mode: str
 ) -> None:
     with anyio.fail_after(90):
-        async with local_server(profiles, mode) as client:
+        async with local_server(profiles, mode, "--warm-browsers", "0") as client:
             session = structured(await client.call_tool("create_session", {}))
             session_id = session["id"]
             assert session["status"] == "ready" and session["cdp_url"].startswith("ws://127.0.0.1:")

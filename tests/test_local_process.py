@@ -46,10 +46,16 @@ class LocalAPIProcess:
 
 @asynccontextmanager
 async def local_api_process(base_dir: Path) -> AsyncIterator[LocalAPIProcess]:
-    """``python -m chaser_mcp.local`` on a free port, without CHASER_LOCAL_KEY."""
+    """``python -m chaser_mcp.local`` on a free port, without CHASER_LOCAL_KEY.
+
+    No warm browser, so the browsers under ``base_dir`` are exactly the sessions' (tests count them).
+    """
     env = {name: value for name, value in os.environ.items() if name != "CHASER_LOCAL_KEY"}
     process = await anyio.open_process(
-        [sys.executable, "-m", "chaser_mcp.local", "--port", "0", "--base-dir", str(base_dir)],
+        [
+            *(sys.executable, "-m", "chaser_mcp.local", "--port", "0", "--warm-browsers", "0"),
+            *("--base-dir", str(base_dir)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -21,6 +21,7 @@ on every call (about two thirds of the CPU of building the request).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -217,8 +218,25 @@ class ChaserClient:
         response = await self._request("GET", "/v1/sessions", params=params)
         return self._parse(SessionPage, response)
 
-    async def get_session(self, session_id: str) -> Session:
-        response = await self._request("GET", self._session_path(session_id))
+    async def get_session(self, session_id: str, *, wait: float | None = None) -> Session:
+        """The session now; with ``wait``, a server that can may hold the answer while it is creating.
+
+        ``wait`` sends ``Prefer: wait=N`` (RFC 7240; whole seconds, at least 1): the local API holds a
+        GET of a ``creating`` session until it settles or N seconds pass, so a caller hears of
+        ``ready`` the instant it happens. A server that does not know the preference ignores it
+        and answers at once (the cloud does), so a caller must still pace its own polls. The read
+        timeout is stretched by the wait, so a held answer is never mistaken for a lost one.
+        """
+        if wait is None:
+            response = await self._request("GET", self._session_path(session_id))
+        else:
+            seconds = max(1, math.ceil(wait))
+            response = await self._request(
+                "GET",
+                self._session_path(session_id),
+                headers={"Prefer": f"wait={seconds}"},
+                timeout=self.timeout + seconds,
+            )
         return self._parse(Session, response)
 
     async def delete_session(self, session_id: str) -> bool:
@@ -258,6 +276,8 @@ class ChaserClient:
         json: Any = None,
         params: dict[str, str | int] | None = None,
         repeatable: bool = True,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> httpx2.Response:
         if not self._api_key:
             raise AuthenticationError(
@@ -278,7 +298,9 @@ class ChaserClient:
         # retryable failure is then replayed as tenacity's first attempt, so its waits, logging and
         # limit stay exactly as if tenacity had made that attempt itself.
         try:
-            return await self._send_once(method, path, json=json, params=params)
+            return await self._send_once(
+                method, path, json=json, params=params, headers=headers, timeout=timeout
+            )
         except ChaserError as exc:
             if not should_retry(exc):
                 raise
@@ -295,18 +317,39 @@ class ChaserClient:
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                return await self._send_once(method, path, json=json, params=params)
+                return await self._send_once(
+                    method, path, json=json, params=params, headers=headers, timeout=timeout
+                )
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send_once(
-        self, method: str, path: str, *, json: Any, params: dict[str, str | int] | None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        params: dict[str, str | int] | None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> httpx2.Response:
         try:
-            response = await self._http.client.request(
-                method, self._url(path), json=json, params=params, headers=self._auth
-            )
+            if headers is None and timeout is None:  # the common case builds nothing more
+                response = await self._http.client.request(
+                    method, self._url(path), json=json, params=params, headers=self._auth
+                )
+            else:
+                response = await self._http.client.request(
+                    method,
+                    self._url(path),
+                    json=json,
+                    params=params,
+                    headers={**self._auth, **(headers or {})},
+                    timeout=httpx2.Timeout(self.timeout, read=timeout)
+                    if timeout is not None
+                    else httpx2.USE_CLIENT_DEFAULT,
+                )
         except (httpx2.HTTPError, httpx2.StreamError) as exc:
-            raise self._transport_error(exc, method, path) from exc
+            raise self._transport_error(exc, method, path, timeout) from exc
         if response.is_success:
             return response
         raise self._status_error(response, method, path)
@@ -320,12 +363,16 @@ class ChaserClient:
         return url
 
     def _transport_error(
-        self, exc: httpx2.HTTPError | httpx2.StreamError, method: str, path: str
+        self,
+        exc: httpx2.HTTPError | httpx2.StreamError,
+        method: str,
+        path: str,
+        timeout: float | None = None,
     ) -> TransportError:
         """The client's own error for an httpx2 failure, with every secret taken out of its text."""
         if isinstance(exc, httpx2.TimeoutException):
             return RequestTimeout(
-                f"{method} {path} got no answer within {self.timeout:g} s ({type(exc).__name__})"
+                f"{method} {path} got no answer within {timeout or self.timeout:g} s ({type(exc).__name__})"
             )
         if isinstance(exc, httpx2.DecodingError):
             # The answer arrived but its body cannot be decoded (a broken proxy's gzip): nothing

@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from ..config import MAX_SESSIONS, DeclaredSettings, Names, SettingsError, option
+from ..config import MAX_SESSIONS, DeclaredSettings, Names, SettingsError, option, warm_browsers_option
 from .app import LocalAPIServer, serve_local_api
 
 
@@ -42,6 +42,7 @@ class LocalAPISettings(DeclaredSettings):
     host: str = option("127.0.0.1", "Address to listen on.")
     port: int = option(8932, "Port to listen on; 0 picks a free one.", ge=0, le=65535)
     max_sessions: int = option(3, "Browsers open at once.", ge=1, le=MAX_SESSIONS)
+    warm_browsers: int = warm_browsers_option()
     base_dir: Path | None = option(None, "Where browser profiles go.", shown_default="the system temp dir")
     allowed_hosts: Names = option(
         (),
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m chaser_mcp.local"
                 log_level=settings.log_level,
                 on_ready=ready,
                 max_sessions=settings.max_sessions,
+                warm_browsers=settings.warm_browsers,
                 base_dir=settings.base_dir,
                 allowed_hosts=settings.allowed_hosts,
                 allowed_origins=settings.allowed_origins,

@@ -14,11 +14,15 @@ talks to it unchanged. Differences a caller may notice, all deliberate:
   Origin outside the allow-lists (loopback names plus configured ones) are refused.
 * ``bytes_up``/``bytes_down`` are null: nothing is metered locally.
 * At most ``max_sessions`` sessions are open at once (each browser costs ~150 MiB);
-  one more is refused with 429 ``session_limit_reached``.
+  one more is refused with 429 ``session_limit_reached``. A warm browser (``warm_browsers=1``)
+  counts against the same cap and is handed to the next create (see ``backend.py``).
 * Authentication: ``Authorization: Bearer <key>`` is required. With ``api_key`` set,
   only that key is accepted; without one, any non-empty key is, which is safe only
   because the server binds to loopback (``serve_local_api`` refuses another host
   unless a key is configured).
+* ``GET /v1/sessions/:id`` honours ``Prefer: wait=N`` (RFC 7240): a session still ``creating``
+  is answered once it settles or after N seconds (at most ``MAX_WAIT_SECONDS``), whichever
+  comes first. The cloud ignores the preference and answers at once, which the RFC allows.
 * The live view (``preview-token``'s ``url``) is a page served here:
   ``/v1/sessions/<id>/preview?token=…``, streaming over ``…/preview/ws?token=…``.
   Tokens are random, bound to one session and expire after ``preview_token_ttl``.
@@ -58,6 +62,26 @@ from .guard import HostGuard, HostRules, deny_websocket, host_entry
 from .preview import PREVIEW_PAGE_HEADERS, render_preview_page, stream_preview
 
 log = logging.getLogger("chaser_mcp.local")
+
+
+# Longest a GET is held for ``Prefer: wait``, whatever the caller asks: a client's read timeout
+# (30 s by default) must cover the hold with room to spare, and a caller re-asks cheaply.
+MAX_WAIT_SECONDS = 10.0
+_WAIT_PREFERENCE = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,6})\"?\s*$", re.IGNORECASE)
+
+
+def preferred_wait(prefer_headers: Sequence[str]) -> float:
+    """Seconds the caller asked to wait (RFC 7240 ``Prefer: wait=N``), capped; 0 if it asked nothing.
+
+    Preferences are comma-separated, each may carry ``;`` parameters; an unknown or malformed one
+    is ignored, as the RFC asks, and the first ``wait`` wins.
+    """
+    for header in prefer_headers:
+        for preference in header.split(","):
+            found = _WAIT_PREFERENCE.match(preference.split(";", 1)[0])
+            if found:
+                return min(float(found.group(1)), MAX_WAIT_SECONDS)
+    return 0.0
 
 
 def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -160,7 +184,14 @@ def create_local_app(
 
     async def get_session(request: Request) -> Response:
         authenticate(request)
-        return JSONResponse(session_for(request).to_json(base_url(request.scope)))
+        session = session_for(request)
+        wait = preferred_wait(request.headers.getlist("prefer"))
+        if wait and session.status == "creating":
+            # Held until the session settles (ready, or ended) or the wait runs out, then the
+            # state as it is: the caller hears of ready the instant it happens, without polling.
+            with anyio.move_on_after(wait):
+                await session.settled.wait()
+        return JSONResponse(session.to_json(base_url(request.scope)))
 
     async def delete_session(request: Request) -> Response:
         authenticate(request)
@@ -520,4 +551,11 @@ async def serve_local_api(
         sock.close()
 
 
-__all__ = ["LocalAPIServer", "create_local_app", "running_local_api", "serve_local_api"]
+__all__ = [
+    "MAX_WAIT_SECONDS",
+    "LocalAPIServer",
+    "create_local_app",
+    "preferred_wait",
+    "running_local_api",
+    "serve_local_api",
+]

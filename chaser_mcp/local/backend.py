@@ -5,6 +5,15 @@ shutdown cancel it, the browser exiting ends it. Inside, one runner task (in the
 backend's task group, which the server's lifespan owns) holds the browser's
 ``async with`` block from launch to teardown, so the browser is always closed.
 HTTP handlers only read state and cancel the scope.
+
+With ``warm_browsers=1`` the backend keeps one browser launched ahead of need (a Chromium launch
+is most of a local session's ~0.5 s create -> ready). Its runner holds it like a session's and,
+when a create claims it, goes on to serve that session with it, so a claimed browser is owned
+exactly like a freshly launched one. The warm browser counts against ``max_sessions``: one is
+launched only while sessions plus live browsers leave room, and a create always takes it rather
+than failing. A replacement is launched only once no session is launching (so two launches never
+compete for the cores) and after a session's browser is gone; no browser ever serves a second
+session.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 
-from chaser_mcp.browser._tasks import OwnedTasks, owned_tasks
+from chaser_mcp.browser._tasks import OwnedTasks, first_to_finish, owned_tasks
 
 from .chromium import BrowserNotFound, find_chromium, sweep_stale_profiles
 from .runtime import LocalBrowser
@@ -86,6 +95,8 @@ class LocalSession:
     ended_reason: str | None = None
     browser: LocalBrowser | None = None
     ended: anyio.Event = field(default_factory=anyio.Event)
+    # Set when the session leaves ``creating`` (ready, or ended first): what a held GET waits on.
+    settled: anyio.Event = field(default_factory=anyio.Event)
     browser_gone: anyio.Event = field(default_factory=anyio.Event)  # every process ended
 
     @property
@@ -100,6 +111,14 @@ class LocalSession:
         self.ended_reason = reason
         self.ended_at = datetime.now(UTC)
         self.ended.set()
+        self.settled.set()
+
+    def become_ready(self, browser: LocalBrowser) -> None:
+        """Record the browser as ready and wake every GET held for it (``Prefer: wait``)."""
+        self.device = browser.device.label
+        self.status = "ready"
+        self.ready_at = datetime.now(UTC)
+        self.settled.set()
 
     def cdp_url(self, base_url: str) -> str | None:
         """The session's CDP websocket on the local API at ``base_url`` (None until it was ready).
@@ -131,6 +150,21 @@ class LocalSession:
         }
 
 
+@dataclass(eq=False)
+class WarmBrowser:
+    """A browser launched ahead of need, and the session that claimed it (None while it waits)."""
+
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)  # cancelled at shutdown
+    browser: LocalBrowser | None = None  # set once launched
+    session: LocalSession | None = None
+    claimed: anyio.Event = field(default_factory=anyio.Event)
+    gone: anyio.Event = field(default_factory=anyio.Event)  # its runner has ended
+
+    def claim(self, session: LocalSession) -> None:
+        self.session = session
+        self.claimed.set()
+
+
 @dataclass(frozen=True)
 class PreviewGrant:
     session_id: str
@@ -142,7 +176,8 @@ class LocalBackend:
     """Every session of one local API server.
 
     ``min_ttl_seconds`` exists so tests can watch a TTL expire in a second or two; the
-    API's documented minimum is 60 s and the CLI never lowers it.
+    API's documented minimum is 60 s and the CLI never lowers it. ``warm_browsers`` (0 or 1)
+    defaults to 0 here, so counts of browsers stay exact; the command lines default to 1.
     """
 
     def __init__(
@@ -158,9 +193,12 @@ class LocalBackend:
         preview_token_ttl: float = 300.0,
         preview_fps: int = 10,
         input_enabled: bool = True,
+        warm_browsers: int = 0,
     ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
+        if warm_browsers not in (0, 1):
+            raise ValueError(f"warm_browsers must be 0 or 1, got {warm_browsers!r}")
         self.max_sessions = max_sessions
         self.executable = executable
         self.base_dir = base_dir
@@ -171,6 +209,9 @@ class LocalBackend:
         self.preview_token_ttl = preview_token_ttl
         self.preview_fps = preview_fps
         self.input_enabled = input_enabled
+        self.warm_browsers = warm_browsers
+        self._warm: WarmBrowser | None = None  # the one waiting for a session, launched or launching
+        self._warms: set[WarmBrowser] = set()  # every warm runner still running, claimed or not
         self._sessions: dict[str, LocalSession] = {}  # insertion order = creation order
         self._grants: dict[str, PreviewGrant] = {}  # sha256(token) -> grant
         self._runners: OwnedTasks | None = None
@@ -189,6 +230,7 @@ class LocalBackend:
         await anyio.to_thread.run_sync(sweep_stale_profiles, self.base_dir)
         async with owned_tasks() as runners:
             self._runners = runners
+            self._top_up()
             try:
                 yield self
             finally:
@@ -200,6 +242,8 @@ class LocalBackend:
         with anyio.move_on_after(self.close_timeout + self.launch_timeout):
             for session in list(self._sessions.values()):
                 await session.browser_gone.wait()
+            for warm in list(self._warms):
+                await warm.gone.wait()
 
     def _end_all(self) -> None:
         self._shutting_down = True
@@ -207,6 +251,19 @@ class LocalBackend:
             if session.is_open:
                 session.end("closed", "server_shutdown")
             session.life.cancel()
+        for warm in self._warms:
+            warm.scope.cancel()
+
+    @property
+    def has_warm(self) -> bool:
+        """A warm browser is launched or being launched, waiting for the next create."""
+        return self._warm is not None
+
+    @property
+    def warm(self) -> LocalBrowser | None:
+        """The launched browser waiting for the next create, if there is one."""
+        warm = self._warm
+        return warm.browser if warm is not None and not warm.gone.is_set() else None
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -248,7 +305,12 @@ class LocalBackend:
         )
         self._sessions[session.id] = session
         self._forget_old_sessions()
-        self._runners.start_soon(self._run, session, name=f"session {session.id}")
+        warm, self._warm = self._warm, None
+        if warm is not None and not warm.gone.is_set():
+            # Launched (or launching) already: its runner serves this session from here on.
+            warm.claim(session)
+        else:
+            self._runners.start_soon(self._run, session, name=f"session {session.id}")
         return session
 
     def get(self, session_id: str) -> LocalSession:
@@ -350,36 +412,120 @@ class LocalBackend:
         """The session's life: launch, ready, wait for its end, close. Never raises."""
         try:
             with session.life:
-                async with LocalBrowser.running(
-                    executable=self.executable,
-                    base_dir=self.base_dir,
-                    timeout=self.launch_timeout,
-                    grace=self.close_timeout / 4,  # the stop takes up to four steps
-                ) as browser:
-                    try:
-                        session.browser = browser
-                        if not session.is_open:  # ended while the browser was starting
-                            return
-                        session.device = browser.device.label
-                        session.status = "ready"
-                        session.ready_at = datetime.now(UTC)
-                        log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)
-                        code = await browser.wait_exited()
-                        session.end("error", "browser_exited")
-                        log.warning("session %s: the browser exited on its own (code %s)", session.id, code)
-                    finally:
-                        # Shielded and bounded; DELETE answers now, the profile goes right after.
-                        await browser.stop(grace=self.close_timeout / 4)
-                        session.browser_gone.set()
+                async with self._launch() as browser:
+                    await self._serve(session, browser)
             if session.life.cancelled_caught:
                 session.end("closed", "ttl_expired")  # no-op when DELETE or shutdown came first
         except Exception as exc:
-            reason = "launch_failed" if session.ready_at is None else "browser_error"
-            log.warning("session %s: %s: %s", session.id, reason.replace("_", " "), exc)
-            session.end("error", reason)
+            self._launch_or_browser_failed(session, exc)
         finally:
+            self._session_over(session)
+
+    def _launch(self) -> contextlib.AbstractAsyncContextManager[LocalBrowser]:
+        """A browser as every session gets it: same binary, flags, profile base and phone."""
+        return LocalBrowser.running(
+            executable=self.executable,
+            base_dir=self.base_dir,
+            timeout=self.launch_timeout,
+            grace=self.close_timeout / 4,  # the stop takes up to four steps
+        )
+
+    async def _serve(self, session: LocalSession, browser: LocalBrowser) -> None:
+        """Ready the session on ``browser`` and wait for its end; the browser is stopped after."""
+        try:
+            session.browser = browser
+            if not session.is_open:  # ended while the browser was starting
+                return
+            session.become_ready(browser)
+            log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)
+            self._top_up()  # its launch is over: a replacement no longer competes with it
+            code = await browser.wait_exited()
+            session.end("error", "browser_exited")
+            log.warning("session %s: the browser exited on its own (code %s)", session.id, code)
+        finally:
+            # Shielded and bounded; DELETE answers now, the profile goes right after.
+            await browser.stop(grace=self.close_timeout / 4)
             session.browser_gone.set()
-            log.info("session %s %s (%s)", session.id, session.status, session.ended_reason)
+
+    def _launch_or_browser_failed(self, session: LocalSession, exc: Exception) -> None:
+        reason = "launch_failed" if session.ready_at is None else "browser_error"
+        log.warning("session %s: %s: %s", session.id, reason.replace("_", " "), exc)
+        session.end("error", reason)
+
+    def _session_over(self, session: LocalSession) -> None:
+        session.browser_gone.set()
+        log.info("session %s %s (%s)", session.id, session.status, session.ended_reason)
+        self._top_up()  # its browser is gone (never reused): room for a fresh warm one
+
+    # -- the warm browser -----------------------------------------------------------------------
+
+    def _live_browsers(self) -> int:
+        """Sessions whose browser is not gone yet, plus every warm browser (claimed ones are sessions)."""
+        sessions = sum(1 for s in self._sessions.values() if not s.browser_gone.is_set())
+        return sessions + sum(1 for w in self._warms if w.session is None)
+
+    def _top_up(self) -> None:
+        """Launch a warm browser if one is wanted, there is room under the cap and nothing is launching."""
+        if (
+            self.warm_browsers < 1
+            or self._shutting_down
+            or self._runners is None
+            or self._warm is not None
+            or self._live_browsers() >= self.max_sessions
+            or any(s.status == "creating" for s in self._sessions.values())
+        ):
+            return
+        if self.executable is None:
+            try:
+                find_chromium()
+            except BrowserNotFound:
+                return  # a create says so; a warm browser just does not happen
+        warm = WarmBrowser()
+        self._warm = warm
+        self._warms.add(warm)
+        self._runners.start_soon(self._run_warm, warm, name="warm browser")
+
+    async def _run_warm(self, warm: WarmBrowser) -> None:
+        """Launch a browser, wait for a session to claim it, then serve that session. Never raises."""
+        session: LocalSession | None = None
+        try:
+            with warm.scope:
+                async with self._launch() as browser:
+                    warm.browser = browser
+                    log.info("warm browser ready (pid %d)", browser.process.pid)
+                    if warm.session is None:
+                        await first_to_finish(
+                            browser.wait_exited, warm.claimed.wait, quiet=(), what="warm browser"
+                        )
+                    session = warm.session
+                    if session is None:
+                        log.warning("the warm browser (pid %d) exited on its own", browser.process.pid)
+                        return
+                    with session.life:
+                        await self._serve(session, browser)
+                    if session.life.cancelled_caught:
+                        session.end("closed", "ttl_expired")
+        except Exception as exc:
+            session = warm.session
+            if session is not None:
+                self._launch_or_browser_failed(session, exc)
+            else:
+                log.warning("the warm browser failed to start: %s", exc)
+        finally:
+            if self._warm is warm:
+                self._warm = None
+            self._warms.discard(warm)
+            warm.gone.set()
+            session = warm.session
+            if session is not None:
+                if session.is_open:  # claimed as the warm browser was ending: it never served
+                    if self._shutting_down:
+                        session.end("closed", "server_shutdown")
+                    else:
+                        session.end("error", "launch_failed")
+                self._session_over(session)
+            # An unclaimed warm browser that failed is not relaunched here (a broken binary would
+            # loop); the next session's ready or end tries again.
 
     def _forget_old_sessions(self) -> None:
         ended = [s for s in self._sessions.values() if not s.is_open and s.browser_gone.is_set()]
@@ -417,5 +563,6 @@ __all__ = [
     "LocalBackend",
     "LocalSession",
     "PreviewGrant",
+    "WarmBrowser",
     "new_session_id",
 ]

@@ -70,7 +70,14 @@ class SessionLifecycle:
         return session
 
     async def wait_until_ready(self, ctx: Context, conversation: Conversation, session: Session) -> Session:
-        """Poll with backoff until the session leaves ``creating``, reporting progress meanwhile."""
+        """Poll with backoff until the session leaves ``creating``, reporting progress meanwhile.
+
+        Each poll asks the server to hold its answer for the poll's interval (``Prefer: wait``):
+        the local API answers the instant the browser is ready, so the agent waits for the
+        browser, not for the schedule. The cloud ignores the preference and answers at once;
+        then the rest of the interval is slept, so it sees the same gentle backoff (0.25 s,
+        0.5 s, ... capped at 2 s) as plain polling, plus one poll as soon as the wait begins.
+        """
         started = time.monotonic()
         delay = 0.25
         with anyio.move_on_after(self._settings.ready_timeout):
@@ -81,13 +88,17 @@ class SessionLifecycle:
                     self._settings.ready_timeout,
                     f"{session.id} is {session.status} ({elapsed:.0f} s)",
                 )
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                asked = time.monotonic()
                 try:
-                    session = await conversation.api.get_session(session.id)
+                    session = await conversation.api.get_session(session.id, wait=delay)
                 except ChaserError as exc:
                     # The session exists and is owned; a failed poll must not lose it.
                     log.warning("polling %s failed: %s", session.id, exc)
+                if session.status == "creating":
+                    # Answered sooner than asked (a server that ignores the preference, or a
+                    # failure): keep the schedule rather than asking again at once.
+                    await anyio.sleep(max(0.0, delay - (time.monotonic() - asked)))
+                delay = min(delay * 2, 2.0)
         if session.status != "creating":
             await ctx.report_progress(
                 time.monotonic() - started, self._settings.ready_timeout, f"{session.id} is {session.status}"
