@@ -43,7 +43,7 @@ Run (about 3-4 minutes on 2 cores; ``--quick``: one round, one cold start, one c
 minute)::
 
     python -m bench.bench_vs_playwright_mcp [--rounds 30] [--cold-starts 7] [--create-cycles 10] \
-        [--create-pause 2] [--playwright-mcp-dir DIR]
+        [--create-pause 2] [--chaser-options "..."] [--playwright-mcp-dir DIR]
 
 or, to also put the result into bench/report.json and the README's tables,
 ``python -m bench --only vs_playwright_mcp``.
@@ -61,6 +61,7 @@ import binascii
 import io
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -247,10 +248,14 @@ class ServerSpec:
         )
 
 
-def chaser_spec(workdir: Path) -> ServerSpec:
+def chaser_spec(workdir: Path, extra: Sequence[str] = ()) -> ServerSpec:
+    """``chaser-mcp --local``; ``extra``: more of its options, to measure a variant of the server."""
     return ServerSpec(
         CHASER,
-        [sys.executable, "-m", "chaser_mcp", "--local", "--journal", "off", "--log-level", "WARNING"],
+        [
+            *(sys.executable, "-m", "chaser_mcp", "--local", "--journal", "off", "--log-level", "WARNING"),
+            *extra,
+        ],
         cwd=workdir,
     )
 
@@ -829,6 +834,7 @@ class Plan:
     create_cycles: int
     create_pause: float
     quick: bool
+    chaser_options: tuple[str, ...] = ()
 
 
 async def run(plan: Plan, playwright: tuple[Path | None, str]) -> dict[str, Any]:
@@ -849,7 +855,7 @@ async def run(plan: Plan, playwright: tuple[Path | None, str]) -> dict[str, Any]
     )
     with tempfile.TemporaryDirectory(prefix="bench-vs-pw-") as tmp, serve_html({"/": PAGE}) as url:
         workdir = Path(tmp)
-        specs = [chaser_spec(workdir)]
+        specs = [chaser_spec(workdir, plan.chaser_options)]
         if playwright_dir is not None:
             specs.append(playwright_spec(playwright_dir, workdir))
         result["commands"] = {  # as a reader would type them
@@ -920,7 +926,9 @@ def install_reference(playwright_dir: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when the run completed (with or without the reference), 1 when it crashed."""
-    parser = bench_arguments(__doc__, quick_help="one round and one cold start each, no warm-up (seconds)")
+    parser = bench_arguments(
+        __doc__, quick_help="one round, one cold start each and one create cycle, no warm-up"
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds of warm calls (30; quick 1)")
     parser.add_argument("--cold-starts", type=int, help="cold starts per server (7; quick 1)")
     parser.add_argument(
@@ -933,6 +941,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=CREATE_PAUSE,
         help=f"seconds of rest before each create cycle, untimed (default {CREATE_PAUSE:g})",
+    )
+    parser.add_argument(
+        "--chaser-options",
+        default="",
+        help="more options for chaser-mcp --local, one string (e.g. '--log-level INFO'); recorded in the "
+        "result's commands",
     )
     parser.add_argument(
         "--playwright-mcp-dir",
@@ -954,7 +968,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 30)
     cold_starts = args.cold_starts or (1 if args.quick else 7)
     create_cycles = args.create_cycles if args.create_cycles is not None else (1 if args.quick else 10)
-    plan = Plan(rounds, cold_starts, create_cycles, args.create_pause, args.quick)
+    plan = Plan(
+        rounds,
+        cold_starts,
+        create_cycles,
+        args.create_pause,
+        args.quick,
+        tuple(shlex.split(args.chaser_options)),
+    )
     playwright = find_playwright_mcp(args.playwright_mcp_dir.resolve())
     result = anyio.run(run, plan, playwright)
     path = write_result(result, args.out)
