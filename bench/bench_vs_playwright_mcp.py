@@ -1,4 +1,5 @@
-"""Navigate + screenshot through ``chaser-mcp --local`` and Microsoft's Playwright MCP, side by side.
+"""Navigate, screenshots and cold start through ``chaser-mcp --local`` and Microsoft's Playwright MCP,
+side by side, and what chaser's create_session adds to the backend's own create -> ready.
 
 Both servers run real headless Chromium (Debian's, /usr/lib/chromium/chromium) on this machine and are
 driven by the same Python MCP SDK client (``mcp.Client`` over stdio, ``mode="legacy"``: Playwright MCP
@@ -9,12 +10,27 @@ gets ``--device "Pixel 7" --viewport-size 412x915``, since its Pixel 7 descripto
 Measured, interleaved round by round (who goes first alternates) so machine noise hits both sides:
 
 1. navigate: chaser ``navigate`` vs ``browser_navigate`` (which also saves a page snapshot, linked).
-2. screenshot: chaser ``take_screenshot`` (image_format auto, png, jpeg) vs ``browser_take_screenshot``
-   (its default, ``type: jpeg``, and both again with ``scale: device``, the pixels chaser captures).
-   What each result holds (format, pixel size, bytes, text) is reported beside the times.
+2. screenshots, four like-for-like pairs, each with its own ratios (``SCREENSHOTS``):
+   (a) each server's default, no arguments on either side (chaser: ``image_format`` auto, ``scale``
+   css, a PNG at CSS pixels up to 256 KiB, else the browser's JPEG; Playwright MCP 0.0.83: ``type``
+   png, ``scale`` css), (b) PNG at device pixels, (c) JPEG at device pixels, (d) JPEG at CSS pixels.
+   For each: the time (median, p90), the image's format and pixel size, its bytes, the bytes of the
+   whole JSON result, and the image tokens a host running Claude bills for it
+   (``bench.common.billed_image_tokens``: downscaled to a 1568 px long edge and 1.15 megapixels, then
+   width * height / 750).
 3. cold start: spawn -> answered tools/list, then -> first page loaded (chaser: create_session +
    navigate; Playwright MCP launches its browser on the first navigate), and the exact size in bytes of
    each server's tools/list answer on the wire.
+4. create -> ready (chaser alone; Playwright MCP has no sessions): ``create_session`` through MCP
+   against the backend's own ``created_at`` -> ``ready_at`` of the same session; the difference is
+   what the server's waiting (and the MCP and HTTP round trips) add. Cold: the first create of each
+   cold start's fresh server; warm: ``--create-cycles`` create/delete cycles in the server of step 1-2,
+   each after ``--create-pause`` seconds of rest (whatever the local backend does to be ready sooner,
+   such as a browser it keeps launched, is measured as it is, not configured here).
+
+The result's ``targets`` hold each goal with its value in the run, its limit and whether it was met:
+the default screenshot's time and billed tokens at most Playwright MCP's (ratio <= 1.0), spawn -> first
+page at most 1.2x Playwright MCP's, and create -> ready adding at most 50 ms (cold and warm).
 
 Playwright MCP is not a dependency of this project. ``--install-reference`` (which ``bash scripts/test``
 runs) installs the pinned version with npm into a cache directory outside the repo, once; no browser is
@@ -23,9 +39,14 @@ downloaded, it is pointed at Debian's Chromium::
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix ~/.cache/chaser-mcp/playwright-mcp-0.0.83 \
         @playwright/mcp@0.0.83
 
-Run (about 2-3 minutes on 2 cores; ``--quick``: one round, seconds)::
+Run (about 3-4 minutes on 2 cores; ``--quick``: one round, one cold start, one create cycle, under a
+minute)::
 
-    python -m bench.bench_vs_playwright_mcp [--rounds 30] [--cold-starts 7] [--playwright-mcp-dir DIR]
+    python -m bench.bench_vs_playwright_mcp [--rounds 30] [--cold-starts 7] [--create-cycles 10] \
+        [--create-pause 2] [--chaser-options "..."] [--playwright-mcp-dir DIR]
+
+or, to also put the result into bench/report.json and the README's tables,
+``python -m bench --only vs_playwright_mcp``.
 
 Without Playwright MCP in --playwright-mcp-dir (default: the cache directory above, or
 ``$CHASER_BENCH_PLAYWRIGHT_MCP_DIR``), the script says so with the install command, measures the chaser
@@ -40,6 +61,7 @@ import binascii
 import io
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -49,6 +71,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,6 +85,8 @@ from PIL import Image
 from bench.bench_local import PAGE
 from bench.common import (
     bench_arguments,
+    billed_image_size,
+    billed_image_tokens,
     command_output,
     describe_machine,
     new_result,
@@ -92,45 +117,85 @@ MAX_LINE = 32 * 1024 * 1024
 CHASER = "chaser"
 PLAYWRIGHT = "playwright"
 
-# The comparisons reported as ratios: (label, chaser measurement, Playwright MCP measurement, why).
-PAIRS: tuple[tuple[str, str, str, str], ...] = (
-    ("navigate", "navigate", "browser_navigate", "same URL, page already warm"),
+# Each screenshot comparison: (key in the result, label, chaser arguments, Playwright MCP arguments, why).
+# Every pair asks both servers for the same thing, except "default", which asks each for nothing.
+SCREENSHOTS: tuple[tuple[str, str, dict[str, Any], dict[str, Any], str], ...] = (
     (
-        "screenshot, each server's default",
-        "take_screenshot auto",
-        "browser_take_screenshot default",
-        "what a model gets when it asks for nothing (chaser: device px; Playwright: CSS px)",
+        "default",
+        "each server's default",
+        {},
+        {},  # 0.0.83: type png (its schema: "otherwise png"), scale css
+        "no arguments: what a model gets when it asks for nothing",
     ),
     (
-        "screenshot PNG, device pixels",
-        "take_screenshot png",
-        "browser_take_screenshot scale=device",
-        "the same 1082x2402 capture on both",
+        "png_device",
+        "PNG, device pixels",
+        {"image_format": "png", "scale": "device"},
+        {"type": "png", "scale": "device"},
+        "the phone's 1082x2402 pixels on both",
     ),
     (
-        "screenshot JPEG, device pixels",
-        "take_screenshot jpeg",
-        "browser_take_screenshot jpeg scale=device",
-        "the same 1082x2402 capture, JPEG on the wire",
+        "jpeg_device",
+        "JPEG, device pixels",
+        {"image_format": "jpeg", "scale": "device"},
+        {"type": "jpeg", "scale": "device"},
+        "1082x2402, JPEG on the wire (chaser q80, Playwright MCP q90)",
     ),
     (
-        "screenshot JPEG vs Playwright CSS-px JPEG",
-        "take_screenshot jpeg",
-        "browser_take_screenshot jpeg",
-        "Playwright's cheaper 412x915 capture",
+        "jpeg_css",
+        "JPEG, CSS pixels",
+        {"image_format": "jpeg", "scale": "css"},
+        {"type": "jpeg", "scale": "css"},
+        "412x915, JPEG on the wire (chaser q80, Playwright MCP q90)",
     ),
 )
+
+
+def chaser_shot(key: str) -> str:
+    return f"take_screenshot {key}"
+
+
+def playwright_shot(key: str) -> str:
+    return f"browser_take_screenshot {key}"
+
+
+# The comparisons reported as time ratios: (label, chaser measurement, Playwright MCP measurement, why).
+PAIRS: tuple[tuple[str, str, str, str], ...] = (
+    ("navigate", "navigate", "browser_navigate", "same URL, page already warm"),
+    *(
+        (f"screenshot, {label}", chaser_shot(key), playwright_shot(key), why)
+        for key, label, _, _, why in SCREENSHOTS
+    ),
+)
+
+# What the run is held to: (name, the measurement, its limit, unit). A ratio is chaser / Playwright MCP
+# (below 1: chaser is faster or cheaper); "ms added" is create_session's time through MCP minus the
+# backend's own create -> ready time of that session.
+TARGETS: tuple[tuple[str, str, float, str], ...] = (
+    ("default_screenshot_time", "default screenshot, median time", 1.0, "ratio"),
+    ("default_screenshot_tokens", "default screenshot, image tokens billed", 1.0, "ratio"),
+    ("spawn_to_first_page", "spawn -> first page loaded, median", 1.2, "ratio"),
+    ("create_to_ready_added_cold", "create_session over the backend's ready time, first create", 50.0, "ms"),
+    ("create_to_ready_added_warm", "create_session over the backend's ready time, later creates", 50.0, "ms"),
+)
+CREATE_PAUSE = 2.0  # seconds between warm create cycles, untimed: a backend may refill what it keeps warm
 
 # Differences between the two that the numbers alone do not show.
 NOTES = [
     "chaser navigate waits for the load event and answers with url/title/status; Playwright MCP's "
     "browser_navigate waits for domcontentloaded plus its settle time and answers with markdown "
     "(code it ran, page URL/title, a link to the page snapshot)",
-    "chaser take_screenshot always captures a PNG at device pixels through the session API, then (jpeg, "
-    "or auto over the 1 MB budget) decodes and re-encodes it with Pillow, downscaled to a 1568 px long "
-    "edge, JPEG q85; Playwright MCP captures in the requested format directly (JPEG q90, no downscale)",
+    "both capture over CDP in the format asked for (no re-encoding on either server); chaser's default "
+    "(image_format auto, scale css) is a PNG at CSS pixels when it is at most 256 KiB, else the "
+    "browser's JPEG; Playwright MCP's default is a PNG at CSS pixels; JPEG quality: chaser 80, "
+    "Playwright MCP 90",
     "Playwright MCP also writes every screenshot to a file in --output-dir (included in its time)",
-    "Playwright MCP's default scale is css: a 412x915 image, 6.9x fewer pixels than chaser's 1082x2402",
+    "image tokens: what a host running Claude bills for the image (long edge at most 1568 px and about "
+    "1.15 megapixels after its own downscale, then width * height / 750): a device-pixel capture costs "
+    "the bytes and the time of 1082x2402 but is billed as 706x1568",
+    "create -> ready is chaser's alone (Playwright MCP has no sessions): create_session's time through "
+    "MCP against the backend's own created_at -> ready_at of that session; the difference is what "
+    "chaser's waiting (and the MCP and HTTP round trips) add",
 ]
 
 # -- statistics -------------------------------------------------------------------------------------
@@ -183,10 +248,14 @@ class ServerSpec:
         )
 
 
-def chaser_spec(workdir: Path) -> ServerSpec:
+def chaser_spec(workdir: Path, extra: Sequence[str] = ()) -> ServerSpec:
+    """``chaser-mcp --local``; ``extra``: more of its options, to measure a variant of the server."""
     return ServerSpec(
         CHASER,
-        [sys.executable, "-m", "chaser_mcp", "--local", "--journal", "off", "--log-level", "WARNING"],
+        [
+            *(sys.executable, "-m", "chaser_mcp", "--local", "--journal", "off", "--log-level", "WARNING"),
+            *extra,
+        ],
         cwd=workdir,
     )
 
@@ -215,6 +284,23 @@ def playwright_spec(playwright_dir: Path, workdir: Path) -> ServerSpec:
     )
 
 
+@dataclass(frozen=True)
+class Created:
+    """One ``create_session`` through MCP: how long the call took, and how long the backend itself took
+    from receiving the create to the session being ready (its ``created_at`` -> ``ready_at``)."""
+
+    tool_s: float
+    backend_s: float
+
+
+def backend_ready_seconds(info: dict[str, Any]) -> float:
+    """``ready_at - created_at`` of a session as the API reports it (the local API: microseconds)."""
+    created, ready = info.get("created_at"), info.get("ready_at")
+    if not isinstance(created, str) or not isinstance(ready, str):
+        raise RuntimeError(f"the session has no created_at / ready_at: {info}")
+    return (datetime.fromisoformat(ready) - datetime.fromisoformat(created)).total_seconds()
+
+
 class Connected:
     """One running server behind an SDK client, with what a navigate and a screenshot need."""
 
@@ -232,11 +318,25 @@ class Connected:
             raise RuntimeError(f"{self.spec.name}: {tool} failed: {text[:500]}")
         return result
 
-    async def create_session(self) -> None:
-        if self.spec.name == CHASER:
-            result = await self.call("create_session", {"ttl_seconds": 3600})
-            assert isinstance(result.structured_content, dict)
-            self.session_id = str(result.structured_content["id"])
+    async def create_session(self) -> Created | None:
+        """chaser: create a session and wait until it is ready (the tool's default), timed; Playwright MCP
+        has no sessions (its browser starts on the first navigate): None."""
+        if self.spec.name != CHASER:
+            return None
+        started = time.perf_counter()
+        result = await self.call("create_session", {"ttl_seconds": 3600})
+        elapsed = time.perf_counter() - started
+        info = result.structured_content
+        assert isinstance(info, dict)
+        if info.get("status") != "ready":
+            raise RuntimeError(f"chaser: create_session answered a session that is not ready: {info}")
+        self.session_id = str(info["id"])
+        return Created(elapsed, backend_ready_seconds(info))
+
+    async def delete_session(self) -> None:
+        if self.session_id is not None:
+            await self.call("delete_session", {"session_id": self.session_id})
+            self.session_id = None
 
     async def navigate(self, url: str) -> CallToolResult:
         if self.spec.name == CHASER:
@@ -283,6 +383,10 @@ def image_facts(content: ImageContent) -> dict[str, Any]:
     try:
         with Image.open(io.BytesIO(raw)) as image:
             facts.update(format=image.format, width=image.width, height=image.height)
+            billed = billed_image_size(image.width, image.height)
+            facts.update(
+                billed_size=list(billed), billed_tokens=billed_image_tokens(image.width, image.height)
+            )
     except OSError as exc:
         facts["decodes"] = f"no: {exc}"
     return facts
@@ -338,19 +442,17 @@ def measurements(server: Connected, url: str) -> dict[str, Call]:
         sid = server.session_id
         return {
             "navigate": lambda: server.navigate(url),
-            "take_screenshot auto": tool("take_screenshot", {"session_id": sid}),
-            "take_screenshot png": tool("take_screenshot", {"session_id": sid, "image_format": "png"}),
-            "take_screenshot jpeg": tool("take_screenshot", {"session_id": sid, "image_format": "jpeg"}),
+            **{
+                chaser_shot(key): tool("take_screenshot", {"session_id": sid, **arguments})
+                for key, _, arguments, _, _ in SCREENSHOTS
+            },
         }
-    # `scale` is listed as required in the schema (default "css"); a model would send it.
     return {
         "browser_navigate": lambda: server.navigate(url),
-        "browser_take_screenshot default": tool("browser_take_screenshot", {"scale": "css"}),
-        "browser_take_screenshot jpeg": tool("browser_take_screenshot", {"type": "jpeg", "scale": "css"}),
-        "browser_take_screenshot scale=device": tool("browser_take_screenshot", {"scale": "device"}),
-        "browser_take_screenshot jpeg scale=device": tool(
-            "browser_take_screenshot", {"type": "jpeg", "scale": "device"}
-        ),
+        **{
+            playwright_shot(key): tool("browser_take_screenshot", arguments)
+            for key, _, _, arguments, _ in SCREENSHOTS
+        },
     }
 
 
@@ -378,9 +480,14 @@ async def timed(call: Call) -> tuple[float, CallToolResult]:
     return time.perf_counter() - started, result
 
 
-async def bench_warm(specs: Sequence[ServerSpec], url: str, rounds: int, logdir: Path) -> dict[str, Any]:
+async def bench_warm(
+    specs: Sequence[ServerSpec], url: str, rounds: int, logdir: Path, create_cycles: int, create_pause: float
+) -> tuple[dict[str, Any], list[Created]]:
+    """The interleaved rounds, then (chaser alone, in the same warm server) ``create_cycles`` timed
+    create_session calls, each followed by a delete and ``create_pause`` seconds of rest."""
     samples: dict[str, dict[str, list[float]]] = {spec.name: {} for spec in specs}
     facts: dict[str, dict[str, Any]] = {spec.name: {} for spec in specs}
+    created: list[Created] = []
     async with AsyncExitStack() as stack:
         servers = [await stack.enter_async_context(connected(spec, logdir)) for spec in specs]
         calls: dict[str, dict[str, Call]] = {}
@@ -396,49 +503,77 @@ async def bench_warm(specs: Sequence[ServerSpec], url: str, rounds: int, logdir:
                 samples[side].setdefault(name, []).append(elapsed)
             print(f"    round {i + 1}/{rounds}", file=sys.stderr, flush=True)
         for server in servers:
-            if server.session_id is not None:
-                await server.call("delete_session", {"session_id": server.session_id})
-    return {
+            await server.delete_session()
+        chaser = next(server for server in servers if server.spec.name == CHASER)
+        for i in range(create_cycles):
+            await anyio.sleep(create_pause)
+            sample = await chaser.create_session()
+            assert sample is not None
+            created.append(sample)
+            await chaser.delete_session()
+            print(f"    create cycle {i + 1}/{create_cycles}", file=sys.stderr, flush=True)
+    warm = {
         side: {name: {**describe(values), "result": facts[side][name]} for name, values in by_name.items()}
         for side, by_name in samples.items()
     }
+    return warm, created
 
 
 # -- 3. cold start and the size of tools/list ------------------------------------------------------------
 
 
-async def cold_start(spec: ServerSpec, url: str, logdir: Path) -> dict[str, float]:
+async def cold_start(spec: ServerSpec, url: str, logdir: Path) -> tuple[dict[str, float], Created | None]:
+    """One fresh server to its first loaded page; for chaser also its first create_session (cold)."""
     started = time.perf_counter()
     async with connected(spec, logdir) as server:
         with anyio.fail_after(CALL_TIMEOUT):
             await server.client.list_tools()
         listed = time.perf_counter()
-        await server.create_session()
+        created = await server.create_session()
         await server.navigate(url)
         loaded = time.perf_counter()
         closing = time.perf_counter()
     closed = time.perf_counter()
-    return {
+    times = {
         "spawn_to_tools_list": listed - started,
         "tools_list_to_first_page": loaded - listed,
         "spawn_to_first_page": loaded - started,
         "shutdown": closed - closing,
     }
+    return times, created
 
 
 async def bench_cold(
     specs: Sequence[ServerSpec], url: str, repeats: int, logdir: Path, *, warm_up: bool = True
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[Created]]:
+    """Cold starts, interleaved; with each chaser start's first create_session."""
     for spec in specs if warm_up else ():  # warm the page cache and Node's compile cache, untimed
         await cold_start(spec, url, logdir)
     samples: dict[str, dict[str, list[float]]] = {spec.name: {} for spec in specs}
+    created: list[Created] = []
     for i in range(repeats):
         order = list(specs) if i % 2 == 0 else list(reversed(specs))
         for spec in order:
-            for key, value in (await cold_start(spec, url, logdir)).items():
+            times, first = await cold_start(spec, url, logdir)
+            for key, value in times.items():
                 samples[spec.name].setdefault(key, []).append(value)
-    return {
+            if first is not None:
+                created.append(first)
+    cold = {
         side: {key: describe(values) for key, values in by_key.items()} for side, by_key in samples.items()
+    }
+    return cold, created
+
+
+def create_summary(samples: Sequence[Created]) -> dict[str, Any] | None:
+    """create_session through MCP, the backend's create -> ready, and the difference (None: no samples)."""
+    if not samples:
+        return None
+    return {
+        "n": len(samples),
+        "create_session": describe([s.tool_s for s in samples]),
+        "backend_create_to_ready": describe([s.backend_s for s in samples]),
+        "added": describe([s.tool_s - s.backend_s for s in samples]),
     }
 
 
@@ -535,6 +670,88 @@ def ratios(warm: dict[str, Any], cold: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def image_block(facts: dict[str, Any]) -> dict[str, Any]:
+    """The one image block of a screenshot's result."""
+    images: list[dict[str, Any]] = [block for block in facts["blocks"] if block["type"] == "image"]
+    if len(images) != 1:
+        raise RuntimeError(f"a screenshot answered {len(images)} images: {facts}")
+    return images[0]
+
+
+def screenshot_side(measured: dict[str, Any], call: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    image = image_block(measured["result"])
+    return {
+        "call": call,
+        "arguments": arguments,
+        "median_ms": measured["median_ms"],
+        "p90_ms": measured["p90_ms"],
+        "format": image.get("format", image["mime_type"]),
+        "width": image.get("width"),
+        "height": image.get("height"),
+        "image_bytes": image.get("bytes"),
+        "result_json_bytes": measured["result"]["result_json_bytes"],
+        "billed_size": image.get("billed_size"),
+        "billed_tokens": image.get("billed_tokens"),
+    }
+
+
+def screenshot_rows(warm: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each screenshot pair side by side: time, what the image is, its bytes, and what it is billed;
+    with the chaser / Playwright MCP ratio of each when both were measured."""
+    rows: list[dict[str, Any]] = []
+    for key, label, chaser_args, playwright_args, why in SCREENSHOTS:
+        row: dict[str, Any] = {"key": key, "comparison": label, "note": why}
+        for side, call, arguments in (
+            (CHASER, chaser_shot(key), chaser_args),
+            (PLAYWRIGHT, playwright_shot(key), playwright_args),
+        ):
+            if side in warm:
+                row[side] = screenshot_side(warm[side][call], call, arguments)
+        if CHASER in row and PLAYWRIGHT in row:
+            c, p = row[CHASER], row[PLAYWRIGHT]
+            row["ratios"] = {
+                "median": c["median_ms"] / p["median_ms"],
+                "p90": c["p90_ms"] / p["p90_ms"],
+                **{
+                    measure: c[measure] / p[measure]
+                    for measure in ("image_bytes", "result_json_bytes", "billed_tokens")
+                    if c[measure] and p[measure]
+                },
+            }
+        rows.append(row)
+    return rows
+
+
+def targets(
+    screenshots: Sequence[dict[str, Any]], ratio_rows: Sequence[dict[str, Any]], create: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Every target of ``TARGETS`` with its value in this run (None when not measured) and whether it
+    was met (never, when not measured)."""
+    default = next(row for row in screenshots if row["key"] == "default").get("ratios", {})
+    first_page = [r for r in ratio_rows if r["comparison"] == "cold: spawn to first page"]
+    values: dict[str, float | None] = {
+        "default_screenshot_time": default.get("median"),
+        "default_screenshot_tokens": default.get("billed_tokens"),
+        "spawn_to_first_page": first_page[0]["ratio_median"] if first_page else None,
+    }
+    for when in ("cold", "warm"):
+        summary = create.get(when)
+        values[f"create_to_ready_added_{when}"] = None if summary is None else summary["added"]["median_ms"]
+    result: dict[str, dict[str, Any]] = {}
+    for name, what, limit, unit in TARGETS:
+        value = values[name]
+        met = value is not None and value <= limit
+        result[name] = {"what": what, "value": value, "limit": limit, "unit": unit, "met": met}
+    return result
+
+
+def shown_target(target: dict[str, Any]) -> str:
+    value, limit = target["value"], target["limit"]
+    if target["unit"] == "ratio":
+        return f"{'-' if value is None else f'{value:.2f}x'} (<= {limit:g}x)"
+    return f"{'-' if value is None else f'{value:+.0f} ms'} (<= {limit:g} ms)"
+
+
 def report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), {m['platform']}")
@@ -571,15 +788,58 @@ def report(result: dict[str, Any]) -> None:
             median, p90 = row["ratio_median"], row["ratio_p90"]
             print(f"  {row['comparison']:<45} median {median:5.2f}x   p90 {p90:5.2f}x")
     print()
+    print("screenshots (median / p90 ms, image, bytes of the image and of the JSON result, billed tokens):")
+    for row in result["screenshots"]:
+        print(f"  {row['comparison']} ({row['note']})")
+        for side in (CHASER, PLAYWRIGHT):
+            if side in row:
+                s = row[side]
+                print(
+                    f"    {side:<10} {s['median_ms']:7.1f} / {s['p90_ms']:7.1f} ms  {s['format']} "
+                    f"{s['width']}x{s['height']}  {s['image_bytes']:>8} B image  "
+                    f"{s['result_json_bytes']:>8} B JSON  {s['billed_tokens']:>5} tokens"
+                )
+        if "ratios" in row:
+            q = row["ratios"]
+            print(
+                f"    {'ratio':<10} time {q['median']:.2f}x (p90 {q['p90']:.2f}x), image bytes "
+                f"{q.get('image_bytes', 0):.2f}x, JSON {q.get('result_json_bytes', 0):.2f}x, "
+                f"tokens {q.get('billed_tokens', 0):.2f}x"
+            )
+    print()
+    print("chaser create_session -> ready (median / p90 ms: through MCP, the backend's own, added):")
+    for when, summary in result["create_to_ready"].items():
+        if isinstance(summary, dict):
+            parts = "   ".join(
+                f"{key} {summary[key]['median_ms']:7.1f} / {summary[key]['p90_ms']:7.1f}"
+                for key in ("create_session", "backend_create_to_ready", "added")
+            )
+            print(f"  {when:<5} (n={summary['n']}) {parts}")
+    print()
+    print("targets:")
+    for name, target in result["targets"].items():
+        state = "met" if target["met"] else "MISSED"
+        print(f"  {name:<30} {shown_target(target):<26} {state:<7} {target['what']}")
+    print()
     for note in result["notes"]:
         print(f"note: {note}")
 
 
-async def run(
-    rounds: int, cold_starts: int, playwright: tuple[Path | None, str], quick: bool
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Plan:
+    """How much of each measurement a run takes (the command line's counts)."""
+
+    rounds: int
+    cold_starts: int
+    create_cycles: int
+    create_pause: float
+    quick: bool
+    chaser_options: tuple[str, ...] = ()
+
+
+async def run(plan: Plan, playwright: tuple[Path | None, str]) -> dict[str, Any]:
     playwright_dir, reason = playwright
-    result = new_result("bench_vs_playwright_mcp", quick=quick, machine=machine(playwright_dir))
+    result = new_result("bench_vs_playwright_mcp", quick=plan.quick, machine=machine(playwright_dir))
     result.update(
         {
             "playwright_mcp": {"measured": playwright_dir is not None, "reason": reason},
@@ -587,13 +847,15 @@ async def run(
             "viewport": f"{VIEWPORT} CSS px at DPR 2.625 on both (Playwright MCP: --device "
             f'"{PLAYWRIGHT_DEVICE}" --viewport-size {VIEWPORT})',
             "notes": NOTES,
-            "rounds": rounds,
-            "cold_starts": cold_starts,
+            "rounds": plan.rounds,
+            "cold_starts": plan.cold_starts,
+            "create_cycles": plan.create_cycles,
+            "create_pause_s": plan.create_pause,
         }
     )
     with tempfile.TemporaryDirectory(prefix="bench-vs-pw-") as tmp, serve_html({"/": PAGE}) as url:
         workdir = Path(tmp)
-        specs = [chaser_spec(workdir)]
+        specs = [chaser_spec(workdir, plan.chaser_options)]
         if playwright_dir is not None:
             specs.append(playwright_spec(playwright_dir, workdir))
         result["commands"] = {  # as a reader would type them
@@ -602,11 +864,18 @@ async def run(
         }
         print("... tools/list sizes", file=sys.stderr, flush=True)
         result["tools_list"] = {spec.name: await tools_list_on_the_wire(spec) for spec in specs}
-        print("... warm navigate + screenshot", file=sys.stderr, flush=True)
-        result["warm"] = await bench_warm(specs, url, rounds, workdir)
+        print("... warm navigate + screenshots, then create cycles", file=sys.stderr, flush=True)
+        result["warm"], warm_creates = await bench_warm(
+            specs, url, plan.rounds, workdir, plan.create_cycles, plan.create_pause
+        )
         print("... cold starts", file=sys.stderr, flush=True)
-        result["cold"] = await bench_cold(specs, url, cold_starts, workdir, warm_up=not quick)
+        result["cold"], cold_creates = await bench_cold(
+            specs, url, plan.cold_starts, workdir, warm_up=not plan.quick
+        )
     result["ratios"] = ratios(result["warm"], result["cold"])
+    result["screenshots"] = screenshot_rows(result["warm"])
+    result["create_to_ready"] = {"cold": create_summary(cold_creates), "warm": create_summary(warm_creates)}
+    result["targets"] = targets(result["screenshots"], result["ratios"], result["create_to_ready"])
     return result
 
 
@@ -657,9 +926,28 @@ def install_reference(playwright_dir: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when the run completed (with or without the reference), 1 when it crashed."""
-    parser = bench_arguments(__doc__, quick_help="one round and one cold start each, no warm-up (seconds)")
+    parser = bench_arguments(
+        __doc__, quick_help="one round, one cold start each and one create cycle, no warm-up"
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds of warm calls (30; quick 1)")
     parser.add_argument("--cold-starts", type=int, help="cold starts per server (7; quick 1)")
+    parser.add_argument(
+        "--create-cycles",
+        type=int,
+        help="timed create/delete cycles of chaser sessions in the warm server (10; quick 1)",
+    )
+    parser.add_argument(
+        "--create-pause",
+        type=float,
+        default=CREATE_PAUSE,
+        help=f"seconds of rest before each create cycle, untimed (default {CREATE_PAUSE:g})",
+    )
+    parser.add_argument(
+        "--chaser-options",
+        default="",
+        help="more options for chaser-mcp --local, one string (e.g. '--log-level INFO'); recorded in the "
+        "result's commands",
+    )
     parser.add_argument(
         "--playwright-mcp-dir",
         type=Path,
@@ -679,8 +967,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     rounds = args.rounds or (1 if args.quick else 30)
     cold_starts = args.cold_starts or (1 if args.quick else 7)
+    create_cycles = args.create_cycles if args.create_cycles is not None else (1 if args.quick else 10)
+    plan = Plan(
+        rounds,
+        cold_starts,
+        create_cycles,
+        args.create_pause,
+        args.quick,
+        tuple(shlex.split(args.chaser_options)),
+    )
     playwright = find_playwright_mcp(args.playwright_mcp_dir.resolve())
-    result = anyio.run(run, rounds, cold_starts, playwright, args.quick)
+    result = anyio.run(run, plan, playwright)
     path = write_result(result, args.out)
     report(result)
     print(f"\nwritten: {shown(path)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import math
 import os
 import platform
 import statistics
@@ -157,6 +158,39 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 def median(samples: Sequence[float]) -> float:
     return statistics.median(samples)
+
+
+# -- what an image costs a model ---------------------------------------------------------------------
+
+# Claude's vision documentation (docs.claude.com, "Images and vision", "Evaluate image size" and
+# "Calculate image costs"): an image whose long edge is over 1568 px, or over about 1.15 megapixels,
+# is scaled down (aspect ratio kept) before the model sees it, and costs about width * height / 750
+# tokens after that. A larger screenshot therefore buys latency and bytes, never more tokens.
+BILLED_MAX_LONG_EDGE = 1568
+BILLED_MAX_PIXELS = 1_150_000
+BILLED_PIXELS_PER_TOKEN = 750
+
+
+def billed_image_size(width: int, height: int) -> tuple[int, int]:
+    """The pixels the host bills for a ``width`` x ``height`` image: downscaled (never up) until the
+    long edge is at most 1568 px and the area at most 1.15 megapixels, aspect ratio kept."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"an image has a positive size; got {width}x{height}")
+    scale = min(
+        1.0,
+        BILLED_MAX_LONG_EDGE / max(width, height),
+        math.sqrt(BILLED_MAX_PIXELS / (width * height)),
+    )
+    if scale >= 1.0:
+        return width, height
+    # Rounded down: the result must be within both limits, and a pixel less is what a resizer gives.
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
+def billed_image_tokens(width: int, height: int) -> int:
+    """About how many input tokens a host running Claude bills for a ``width`` x ``height`` image."""
+    billed_width, billed_height = billed_image_size(width, height)
+    return round(billed_width * billed_height / BILLED_PIXELS_PER_TOKEN)
 
 
 # -- processes ------------------------------------------------------------------------------------

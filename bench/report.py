@@ -240,15 +240,127 @@ VS_ROWS = (
 )
 
 
-def vs_playwright_section(r: dict[str, Any]) -> list[str]:
-    head = (
-        "**Against Microsoft's Playwright MCP** (`python -m bench.bench_vs_playwright_mcp`, both driven "
-        "by the same MCP client over stdio, the same page, the same Debian Chromium at "
-        f"412{TIMES}915 @ 2.625; the reference is installed once with npm into a cache directory by "
-        "`python -m bench.bench_vs_playwright_mcp --install-reference`, which `bash scripts/test` runs)"
+VS_HEAD = (
+    "**Against Microsoft's Playwright MCP** (`python -m bench.bench_vs_playwright_mcp`, both driven "
+    "by the same MCP client over stdio, the same page, the same Debian Chromium at "
+    f"412{TIMES}915 @ 2.625; the reference is installed once with npm into a cache directory by "
+    "`python -m bench.bench_vs_playwright_mcp --install-reference`, which `bash scripts/test` runs)"
+)
+
+
+def kb(size: float) -> str:
+    return f"{size / 1000:.1f} KB"
+
+
+def vs_ratio(ratio: float) -> str:
+    """A chaser / Playwright MCP ratio, in bold where chaser is cheaper by at least what is shown."""
+    return f"**{x(ratio)}**" if round(ratio, 2) < 1 else x(ratio)
+
+
+def vs_screenshot_rows(row: dict[str, Any], playwright_name: str) -> list[str]:
+    """One screenshot pair: a line per server, then the ratios."""
+    lines = []
+    for side, name in (("chaser", "chaser-mcp"), ("playwright", playwright_name)):
+        s = row[side]
+        arguments = ", ".join(f"{k}={v}" for k, v in s["arguments"].items()) or "no arguments"
+        first = f"| {row['comparison']} |" if side == "chaser" else "| |"
+        lines.append(
+            f"{first} {name}: {arguments} "
+            f"| {s['median_ms']:.0f} ms (p90 {s['p90_ms']:.0f}) "
+            f"| {s['format']} {s['width']}{TIMES}{s['height']} "
+            f"| {kb(s['image_bytes'])} | {kb(s['result_json_bytes'])} | {s['billed_tokens']} |"
+        )
+    q = row["ratios"]
+    lines.append(
+        f"| | chaser / Playwright | {vs_ratio(q['median'])} (p90 {x(q['p90'])}) | "
+        f"| {vs_ratio(q['image_bytes'])} | {vs_ratio(q['result_json_bytes'])} "
+        f"| {vs_ratio(q['billed_tokens'])} |"
     )
+    return lines
+
+
+def vs_target_value(target: dict[str, Any]) -> str:
+    value = target["value"]
+    if value is None:
+        return "not measured"
+    return x(value) if target["unit"] == "ratio" else f"+{value:.0f} ms" if value >= 0 else f"{value:.0f} ms"
+
+
+def vs_target_limit(target: dict[str, Any]) -> str:
+    return f"≤ {target['limit']:g}{TIMES}" if target["unit"] == "ratio" else f"≤ {target['limit']:g} ms added"
+
+
+def vs_create_row(label: str, summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return f"| {label} | not measured | | |"
+    tool, backend, added = (
+        summary[k]["median_ms"] for k in ("create_session", "backend_create_to_ready", "added")
+    )
+    return (
+        f"| {label} (median of {summary['n']}) | {tool:.0f} ms through MCP; the backend's own "
+        f"create → ready {backend:.0f} ms | (no sessions) | **+{added:.0f} ms** added "
+        f"(p90 +{summary['added']['p90_ms']:.0f}) |"
+    )
+
+
+def vs_playwright_section(r: dict[str, Any]) -> list[str]:
     if not r["playwright_mcp"]["measured"]:
-        return [head + f": not measured in this report ({r['playwright_mcp']['reason']})."]
+        return [VS_HEAD + f": not measured in this report ({r['playwright_mcp']['reason']})."]
+    if "targets" not in r:
+        return vs_playwright_section_before_targets(r)
+    playwright_name = f"Playwright MCP {r['machine']['playwright_mcp']}"
+    lines = [
+        VS_HEAD + f", {r['rounds']} interleaved rounds, {r['cold_starts']} cold starts, "
+        f"{r['create_cycles']} create cycles. Screenshots of the same page, each pair asking both servers "
+        "for the same thing (the first asks each for nothing); tokens are what a host running Claude bills "
+        "for the image (downscaled to a 1568 px long edge and about 1.15 megapixels, then "
+        f"width {TIMES} height / 750):",
+        "",
+        "| screenshot | server: arguments | time, median | image | image bytes | JSON result "
+        "| tokens billed |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for row in r["screenshots"]:
+        lines += vs_screenshot_rows(row, playwright_name)
+    ratios = {row["comparison"]: row for row in r["ratios"]}
+    warm, cold = r["warm"], r["cold"]
+    navigate = ratios["navigate"]
+    c_nav, p_nav = (
+        warm["chaser"]["navigate"]["median_ms"],
+        warm["playwright"]["browser_navigate"]["median_ms"],
+    )
+    c_first = cold["chaser"]["spawn_to_first_page"]["median_ms"] / 1000
+    p_first = cold["playwright"]["spawn_to_first_page"]["median_ms"] / 1000
+    chaser_list, playwright_list = r["tools_list"]["chaser"], r["tools_list"]["playwright"]
+    lines += [
+        "",
+        f"| step (median) | chaser-mcp | {playwright_name} | chaser / Playwright |",
+        "|---|---|---|---|",
+        f"| navigate (`navigate` vs `browser_navigate`) | {c_nav:.0f} ms | {p_nav:.0f} ms "
+        f"| {vs_ratio(navigate['ratio_median'])} (p90 {x(navigate['ratio_p90'])}) |",
+        f"| spawn → first page loaded (chaser: `create_session` + `navigate`; Playwright MCP: its first "
+        f"`browser_navigate`) | {c_first:.2f} s | {p_first:.2f} s "
+        f"| {vs_ratio(ratios['cold: spawn to first page']['ratio_median'])} |",
+        vs_create_row("`create_session` → ready, cold: a server's first", r["create_to_ready"]["cold"]),
+        vs_create_row("`create_session` → ready, warm: later ones", r["create_to_ready"]["warm"]),
+        f"| `tools/list` size | {kb(chaser_list['jsonrpc_line_bytes'])} for {chaser_list['tools']} tools "
+        f"| {kb(playwright_list['jsonrpc_line_bytes'])} for {playwright_list['tools']} tools "
+        f"| {x(chaser_list['jsonrpc_line_bytes'] / playwright_list['jsonrpc_line_bytes'])} |",
+        "",
+        "| target | in this run | limit | |",
+        "|---|---:|---|---|",
+    ]
+    for target in r["targets"].values():
+        lines.append(
+            f"| {target['what'].replace('->', '→')} | {vs_target_value(target)} | {vs_target_limit(target)} "
+            f"| {'met' if target['met'] else '**missed**'} |"
+        )
+    return lines
+
+
+def vs_playwright_section_before_targets(r: dict[str, Any]) -> list[str]:
+    """A result from before the screenshot pairs, create -> ready and the targets were measured."""
+    head = VS_HEAD
     m = r["machine"]
     ratios = {row["comparison"]: row for row in r["ratios"]}
     warm = r["warm"]

@@ -18,8 +18,33 @@ from typing import Any
 import pytest
 
 from bench.bench_acting import COMPARISONS
-from bench.bench_vs_playwright_mcp import DEFAULT_PLAYWRIGHT_MCP_DIR, playwright_cli
-from bench.report import BEGIN, BENCHES, END, README_PATH, load_report, render, with_section
+from bench.bench_vs_playwright_mcp import (
+    CHASER,
+    DEFAULT_PLAYWRIGHT_MCP_DIR,
+    PLAYWRIGHT,
+    SCREENSHOTS,
+    TARGETS,
+    Created,
+    chaser_shot,
+    create_summary,
+    playwright_cli,
+    playwright_shot,
+    ratios,
+    screenshot_rows,
+    targets,
+)
+from bench.common import billed_image_size, billed_image_tokens
+from bench.report import (
+    BEGIN,
+    BENCHES,
+    END,
+    README_PATH,
+    TIMES,
+    load_report,
+    render,
+    vs_playwright_section,
+    with_section,
+)
 from tests.fake_chaser import FAULT_KINDS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,9 +246,14 @@ def test_with_playwright_mcp_installed_both_sides_are_compared(quick_run: QuickR
 
     assert r["playwright_mcp"] == {"measured": True, "reason": ""}
     assert set(r["warm"]) == set(r["cold"]) == set(r["tools_list"]) == {"chaser", "playwright"}
-    assert len(r["ratios"]) == 9
+    assert len(r["ratios"]) == 1 + len(SCREENSHOTS) + 4  # navigate, each screenshot pair, 4 cold steps
+    assert [row["key"] for row in r["screenshots"]] == [key for key, *_ in SCREENSHOTS]
+    for row in r["screenshots"]:
+        assert set(row["ratios"]) == {"median", "p90", "image_bytes", "result_json_bytes", "billed_tokens"}
+    assert set(r["targets"]) == {name for name, *_ in TARGETS}
+    assert all(target["value"] is not None for target in r["targets"].values())
     assert isinstance(r["machine"]["playwright_mcp"], str)
-    assert f"Playwright MCP {r['machine']['playwright_mcp']} (median)" in render(quick_run.report)
+    assert f"| Playwright MCP {r['machine']['playwright_mcp']}: no arguments |" in render(quick_run.report)
 
 
 @pytest.mark.skipif(
@@ -279,6 +309,40 @@ def test_without_playwright_mcp_the_comparison_says_so_and_measures_chaser_alone
     assert "not measured in this report" in render({**_report_around("vs_playwright_mcp", result)})
 
 
+@pytest.fixture(scope="module")
+def chaser_alone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One quick run of the comparison without the reference, two create cycles, an extra option."""
+    tmp = tmp_path_factory.mktemp("chaser-alone")
+    empty = tmp / "empty"
+    empty.mkdir()
+    done = run_module(
+        *("bench.bench_vs_playwright_mcp", "--quick", "--out", str(tmp), "--playwright-mcp-dir", str(empty)),
+        *("--create-cycles", "2", "--create-pause", "0", "--chaser-options", "--log-level INFO"),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    [written] = tmp.glob("bench_vs_playwright_mcp-*-quick.json")
+    result: dict[str, Any] = json.loads(written.read_text())
+    return result
+
+
+def test_without_playwright_mcp_create_to_ready_is_still_measured(chaser_alone: dict[str, Any]) -> None:
+    create = chaser_alone["create_to_ready"]
+
+    assert create["cold"]["n"] == chaser_alone["cold_starts"] == 1
+    assert create["warm"]["n"] == chaser_alone["create_cycles"] == 2
+    for summary in (create["cold"], create["warm"]):
+        assert summary["backend_create_to_ready"]["min_ms"] >= 0
+        # The backend's create -> ready lies within the call that asked for it.
+        assert summary["added"]["min_ms"] > 0
+    compared = {"default_screenshot_time", "default_screenshot_tokens", "spawn_to_first_page"}
+    assert {name for name, t in chaser_alone["targets"].items() if t["value"] is None} == compared
+    assert not any(chaser_alone["targets"][name]["met"] for name in compared)
+
+
+def test_chaser_options_are_passed_to_the_measured_server(chaser_alone: dict[str, Any]) -> None:
+    assert chaser_alone["commands"]["chaser"][-2:] == ["--log-level", "INFO"]
+
+
 def test_installing_the_reference_without_npm_says_so_and_succeeds(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}  # no npm (and no node) on this PATH
 
@@ -308,6 +372,167 @@ def test_a_crash_while_printing_still_leaves_the_result_file(
     result = json.loads(written.read_text())
     assert "create -> ready" in result["steps"]
     assert isinstance(result["load_average_at_end"], list)
+
+
+# -- image tokens and the comparison's README section -------------------------------------------------
+
+
+def test_a_css_pixel_screenshot_is_billed_its_own_pixels_over_750() -> None:
+    assert billed_image_size(412, 915) == (412, 915)
+    assert billed_image_tokens(412, 915) == 503  # 376,980 / 750 = 502.6
+
+
+def test_a_device_pixel_screenshot_is_billed_downscaled_to_a_1568_px_long_edge() -> None:
+    assert billed_image_size(1082, 2402) == (706, 1568)  # 1082 * 1568 / 2402 = 706.3
+    assert billed_image_tokens(1082, 2402) == 1476  # 706 * 1568 / 750 = 1476.0
+
+
+def test_an_image_within_the_long_edge_but_over_the_area_is_billed_at_1_15_megapixels() -> None:
+    width, height = billed_image_size(1500, 1500)
+
+    assert (width, height) == (1072, 1072)  # sqrt(1,150,000) = 1072.4
+    assert billed_image_tokens(1500, 1500) == 1532
+
+
+def test_an_empty_image_has_no_billed_size() -> None:
+    with pytest.raises(ValueError, match="positive size"):
+        billed_image_tokens(0, 915)
+
+
+def _measured(ms: float, fmt: str, width: int, height: int, image_bytes: int) -> dict[str, Any]:
+    """One timed call as bench_warm records it, its result holding a caption and one image."""
+    return {
+        "n": 3,
+        "median_ms": ms,
+        "p90_ms": ms * 1.25,
+        "min_ms": ms * 0.9,
+        "max_ms": ms * 1.5,
+        "result": {
+            "blocks": [
+                {"type": "text", "chars": 150, "start": "Screenshot of ..."},
+                {
+                    "type": "image",
+                    "mime_type": f"image/{fmt.lower()}",
+                    "base64_chars": 4 * image_bytes // 3,
+                    "bytes": image_bytes,
+                    "format": fmt,
+                    "width": width,
+                    "height": height,
+                    "billed_size": list(billed_image_size(width, height)),
+                    "billed_tokens": billed_image_tokens(width, height),
+                },
+            ],
+            "structured": False,
+            "result_json_bytes": 4 * image_bytes // 3 + 300,
+        },
+    }
+
+
+def _timing(median_ms: float) -> dict[str, float]:
+    return {
+        "n": 3,
+        "median_ms": median_ms,
+        "p90_ms": median_ms * 1.25,
+        "min_ms": median_ms * 0.9,
+        "max_ms": median_ms * 1.5,
+    }
+
+
+def _synthetic_comparison() -> dict[str, Any]:
+    """A vs_playwright_mcp result put together by the bench's own functions from made-up measurements:
+    the default screenshot faster and no dearer (met), spawn -> first page 1.5x (missed), create ->
+    ready adding 30 ms cold (met) and 900 ms warm (missed)."""
+    shots = {
+        "default": (("PNG", 412, 915, 93_000, 70.0), ("PNG", 412, 915, 93_500, 80.0)),
+        "png_device": (("PNG", 1082, 2402, 474_000, 390.0), ("PNG", 1082, 2402, 473_900, 385.0)),
+        "jpeg_device": (("JPEG", 1082, 2402, 124_600, 110.0), ("JPEG", 1082, 2402, 160_200, 144.0)),
+        "jpeg_css": (("JPEG", 412, 915, 34_100, 37.0), ("JPEG", 412, 915, 44_200, 39.0)),
+    }
+    warm: dict[str, dict[str, Any]] = {
+        CHASER: {"navigate": _timing(60.0)},
+        PLAYWRIGHT: {"browser_navigate": _timing(120.0)},
+    }
+    for key, ((cf, cw, ch, cb, cms), (pf, pw, ph, pb, pms)) in shots.items():
+        warm[CHASER][chaser_shot(key)] = _measured(cms, cf, cw, ch, cb)
+        warm[PLAYWRIGHT][playwright_shot(key)] = _measured(pms, pf, pw, ph, pb)
+    steps = ("spawn_to_tools_list", "tools_list_to_first_page", "spawn_to_first_page", "shutdown")
+    cold = {
+        CHASER: {step: _timing(ms) for step, ms in zip(steps, (1500, 1500, 3000, 800), strict=True)},
+        PLAYWRIGHT: {step: _timing(ms) for step, ms in zip(steps, (900, 1100, 2000, 200), strict=True)},
+    }
+    create = {
+        "cold": create_summary([Created(0.80, 0.77)] * 3),
+        "warm": create_summary([Created(1.80, 0.90)] * 10),
+    }
+    pairs = ratios(warm, cold)
+    screenshots = screenshot_rows(warm)
+    return {
+        "benchmark": "bench_vs_playwright_mcp",
+        "machine": {"playwright_mcp": "0.0.83"},
+        "playwright_mcp": {"measured": True, "reason": ""},
+        "rounds": 3,
+        "cold_starts": 3,
+        "create_cycles": 10,
+        "warm": warm,
+        "cold": cold,
+        "tools_list": {
+            CHASER: {"tools": 15, "jsonrpc_line_bytes": 17_000},
+            PLAYWRIGHT: {"tools": 25, "jsonrpc_line_bytes": 20_300},
+        },
+        "ratios": pairs,
+        "screenshots": screenshots,
+        "create_to_ready": create,
+        "targets": targets(screenshots, pairs, create),
+    }
+
+
+def _synthetic_section() -> str:
+    """The README section of the synthetic result, the multiplication sign spelled x."""
+    return "\n".join(vs_playwright_section(_synthetic_comparison())).replace(TIMES, "x")
+
+
+def _row(text: str, first_cell: str) -> str:
+    [line] = [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
+    return line
+
+
+def test_the_comparison_section_shows_each_screenshot_pair_with_its_size_bytes_tokens_and_ratios() -> None:
+    text = _synthetic_section()
+
+    assert _row(text, "JPEG, device pixels") == (
+        "| JPEG, device pixels | chaser-mcp: image_format=jpeg, scale=device | 110 ms (p90 138) "
+        "| JPEG 1082x2402 | 124.6 KB | 166.4 KB | 1476 |"
+    )
+    lines = text.splitlines()
+    after = lines[lines.index(_row(text, "JPEG, device pixels")) + 1 :]
+    assert after[0] == (
+        "| | Playwright MCP 0.0.83: type=jpeg, scale=device | 144 ms (p90 180) | JPEG 1082x2402 "
+        "| 160.2 KB | 213.9 KB | 1476 |"
+    )
+    assert after[1] == "| | chaser / Playwright | **0.76x** (p90 0.76x) | | **0.78x** | **0.78x** | 1.00x |"
+    for _, label, *_ in SCREENSHOTS:
+        assert _row(text, label)
+
+
+def test_the_comparison_section_shows_each_target_met_or_missed() -> None:
+    text = _synthetic_section()
+
+    assert _row(text, "default screenshot, median time").endswith("| 0.88x | ≤ 1x | met |")
+    assert _row(text, "default screenshot, image tokens billed").endswith("| 1.00x | ≤ 1x | met |")
+    assert _row(text, "spawn → first page loaded, median").endswith("| 1.50x | ≤ 1.2x | **missed** |")
+    cold = "create_session over the backend's ready time, first create"
+    assert _row(text, cold).endswith("| +30 ms | ≤ 50 ms added | met |")
+    warm = "create_session over the backend's ready time, later creates"
+    assert _row(text, warm).endswith("| +900 ms | ≤ 50 ms added | **missed** |")
+
+
+def test_the_comparison_section_shows_create_to_ready_beside_the_backends_own_time() -> None:
+    text = _synthetic_section()
+
+    assert _row(text, "`create_session` → ready, warm: later ones (median of 10)") == (
+        "| `create_session` → ready, warm: later ones (median of 10) | 1800 ms through MCP; the backend's "
+        "own create → ready 900 ms | (no sessions) | **+900 ms** added (p90 +900) |"
+    )
 
 
 def _report_around(name: str, result: dict[str, Any]) -> dict[str, Any]:
