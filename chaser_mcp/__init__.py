@@ -7,4 +7,10 @@ try:
 except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+
+def user_agent() -> str:
+    """What every request to the API says it is."""
+    return f"chaser-mcp/{__version__}"
+
+
+__all__ = ["__version__", "user_agent"]

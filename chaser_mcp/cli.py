@@ -15,13 +15,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
-from . import __version__
+from . import __version__, user_agent
 from ._ids import key_fingerprint
+from .api import ChaserClient
 from .config import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from .api import ChaserClient
     from .server import ServerState
     from .store import OwnershipStore
     from .store.ownership import JournalEntry
@@ -101,11 +102,23 @@ async def run(settings: Settings) -> None:
         )
 
 
+def make_client(settings: Settings) -> ChaserClient:
+    """The one API client of this process."""
+    return ChaserClient(
+        settings.api_key, base_url=settings.base_url, timeout=settings.timeout, user_agent=user_agent()
+    )
+
+
 async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
-    # Imported here, not at the top: with --local the backend (and its warm browser) starts first,
-    # so Chromium boots while the MCP SDK, the slowest import by far, loads.
-    from .conversations import Conversations
-    from .server import ServerState, build_server, make_client
+    client = make_client(settings)
+    async with anyio.create_task_group() as preparing:
+        # Its HTTP stack and TLS trust store load in a worker thread while the MCP SDK imports.
+        preparing.start_soon(client.prepare)
+        await anyio.lowlevel.checkpoint()  # let it reach the thread before the import holds the loop
+        # Imported here, not at the top: with --local the backend (and its warm browser) starts
+        # first, so Chromium boots while the SDK, the slowest import by far, loads.
+        from .conversations import Conversations
+        from .server import ServerState, build_server
 
     journal = open_journal(settings)
     conversations = Conversations(
@@ -115,7 +128,7 @@ async def serve(settings: Settings, closers: Sequence[Callable[[], Awaitable[Non
         # Only HTTP and SSE conversations are graceful; on stdio the one conversation is the process.
         reconnect_grace=settings.reconnect_grace,
     )
-    state = ServerState(settings, make_client(settings), conversations, closers=list(closers))
+    state = ServerState(settings, client, conversations, closers=list(closers))
     if settings.store is not None:
         from .store import SharedOwnership
 

@@ -59,20 +59,6 @@ with delete_session as soon as you are done."""
 STDIO_CONVERSATION = "stdio"
 
 
-def user_agent() -> str:
-    return f"chaser-mcp/{__version__}"
-
-
-def make_client(settings: Settings) -> ChaserClient:
-    """The one API client of this process."""
-    return ChaserClient(
-        settings.api_key,
-        base_url=settings.base_url,
-        timeout=settings.timeout,
-        user_agent=user_agent(),
-    )
-
-
 @dataclass
 class ServerState:
     """What a running server shares across every transport and conversation."""

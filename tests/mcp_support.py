@@ -22,10 +22,11 @@ from mcp import Client, StdioServerParameters
 from mcp.server.mcpserver import MCPServer
 from mcp_types import BlobResourceContents, CallToolResult, ImageContent, TextContent
 
+from chaser_mcp import user_agent
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.config import Settings
 from chaser_mcp.conversations import Conversations
-from chaser_mcp.server import ServerState, build_server, user_agent
+from chaser_mcp.server import ServerState, build_server
 from tests.fake_chaser import DEFAULT_KEY, FakeChaser
 
 Mode = Literal["legacy", "auto"]

@@ -24,10 +24,11 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
 
+from chaser_mcp import user_agent
 from chaser_mcp.api import ChaserClient
 from chaser_mcp.conversations import Conversations
 from chaser_mcp.local import LocalAPIServer, running_local_api
-from chaser_mcp.server import ServerState, build_server, user_agent
+from chaser_mcp.server import ServerState, build_server
 from tests.local_support import serving, short_temp_dir
 from tests.mcp_support import Mode, fast_settings, structured
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ from io import BytesIO
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -1168,3 +1171,29 @@ async def test_the_api_key_never_appears_in_a_transport_or_parse_error(fake_chas
 
     _leak_free(dropped.value)
     _leak_free(unreadable.value)
+
+
+async def test_prepare_and_a_racing_request_build_one_http_client_between_them(
+    fake_chaser: FakeChaser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = 0
+    building = threading.Event()
+    original_init = httpx2.AsyncClient.__init__
+
+    def slow_counting_init(self: httpx2.AsyncClient, *args: Any, **kwargs: Any) -> None:
+        nonlocal built
+        built += 1
+        building.set()
+        time.sleep(0.2)  # a slow trust store: the window in which a request asks too
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx2.AsyncClient, "__init__", slow_counting_init)
+    async with client_for(fake_chaser) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.prepare)
+            await anyio.to_thread.run_sync(building.wait)
+            await client.list_sessions()  # while the worker thread is still building
+        await client.prepare()
+        await client.list_sessions()
+
+    assert built == 1

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import psutil
 import pytest
 
@@ -39,8 +40,12 @@ def base_dir() -> Iterator[Path]:
 
 
 @asynccontextmanager
-async def warm_api(base_dir: Path, *, warm: int = 1, max_sessions: int = 3) -> AsyncIterator[LocalAPIServer]:
-    async with running_local_api(base_dir=base_dir, warm_browsers=warm, max_sessions=max_sessions) as server:
+async def warm_api(
+    base_dir: Path, *, warm: int = 1, max_sessions: int = 3, refill_delay: float = 0.0
+) -> AsyncIterator[LocalAPIServer]:
+    async with running_local_api(
+        base_dir=base_dir, warm_browsers=warm, max_sessions=max_sessions, warm_refill_delay=refill_delay
+    ) as server:
         yield server
 
 
@@ -156,6 +161,21 @@ async def test_a_replacement_is_launched_only_after_the_taken_session_is_ready(b
 
         assert server.backend.get(created.id).status == "ready"
         assert sorted(browsers_under(base_dir)) == sorted([taken.process.pid, replacement.process.pid])
+
+
+@requires_chromium
+async def test_the_replacement_waits_the_refill_delay_so_it_does_not_compete_with_the_first_page(
+    base_dir: Path,
+) -> None:
+    async with warm_api(base_dir, refill_delay=1.0) as server, api_client(server) as client:
+        taken = await launched_warm(server.backend)
+        created = await client.create_session(ttl_seconds=120)
+        await server.backend.get(created.id).settled.wait()
+        await anyio.sleep(0.1)  # well inside the delay
+
+        assert not server.backend.has_warm
+        replacement = await launched_warm(server.backend, not_pid=taken.process.pid)
+        assert replacement.process.pid in browsers_under(base_dir)
 
 
 @requires_chromium

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,6 +31,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote, unquote
 
+import anyio.to_thread
 import httpx2
 from cachetools import LRUCache
 from pydantic import ValidationError
@@ -102,18 +104,22 @@ def _base(url: str) -> httpx2.URL:
 class _LazyHttp:
     """The ``httpx2.AsyncClient`` of a ChaserClient and its ``for_key`` views, built on first use.
 
-    Building one imports httpcore2 and loads the TLS trust store (~30 ms of CPU): a stdio server
-    should not spend that before it can answer ``tools/list``, and may never send a request.
+    Building one imports httpcore2 and loads the TLS trust store (~60 ms): a stdio server should
+    not spend that on the event loop before it can answer ``tools/list``, nor on its first call;
+    ``ChaserClient.prepare`` builds it in a worker thread meanwhile. The lock makes the two safe.
     """
 
     def __init__(self, build: Callable[[], httpx2.AsyncClient], client: httpx2.AsyncClient | None) -> None:
         self._build = build
         self._client = client
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> httpx2.AsyncClient:
         if self._client is None:
-            self._client = self._build()
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build()
         return self._client
 
     async def aclose(self) -> None:
@@ -185,6 +191,10 @@ class ChaserClient:
         view._auth = _auth_header(api_key)
         view._owns_http = False
         return view
+
+    async def prepare(self) -> None:
+        """Build the HTTP client now, in a worker thread, so the first request does not pay for it."""
+        await anyio.to_thread.run_sync(lambda: self._http.client)
 
     async def aclose(self) -> None:
         if self._owns_http:

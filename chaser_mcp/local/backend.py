@@ -12,8 +12,9 @@ when a create claims it, goes on to serve that session with it, so a claimed bro
 exactly like a freshly launched one. The warm browser counts against ``max_sessions``: one is
 launched only while sessions plus live browsers leave room, and a create always takes it rather
 than failing. A replacement is launched only once no session is launching (so two launches never
-compete for the cores) and after a session's browser is gone; no browser ever serves a second
-session.
+compete for the cores), ``warm_refill_delay`` after a session readied on the warm one (so it does
+not compete with the agent's first page either), and after a session's browser is gone; no
+browser ever serves a second session.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ class LocalBackend:
         preview_fps: int = 10,
         input_enabled: bool = True,
         warm_browsers: int = 0,
+        warm_refill_delay: float = 1.0,
     ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
@@ -210,6 +212,7 @@ class LocalBackend:
         self.preview_fps = preview_fps
         self.input_enabled = input_enabled
         self.warm_browsers = warm_browsers
+        self.warm_refill_delay = warm_refill_delay
         self._warm: WarmBrowser | None = None  # the one waiting for a session, launched or launching
         self._warms: set[WarmBrowser] = set()  # every warm runner still running, claimed or not
         self._sessions: dict[str, LocalSession] = {}  # insertion order = creation order
@@ -438,7 +441,7 @@ class LocalBackend:
                 return
             session.become_ready(browser)
             log.info("session %s ready (browser pid %d)", session.id, browser.process.pid)
-            self._top_up()  # its launch is over: a replacement no longer competes with it
+            self._top_up_soon()
             code = await browser.wait_exited()
             session.end("error", "browser_exited")
             log.warning("session %s: the browser exited on its own (code %s)", session.id, code)
@@ -458,6 +461,20 @@ class LocalBackend:
         self._top_up()  # its browser is gone (never reused): room for a fresh warm one
 
     # -- the warm browser -----------------------------------------------------------------------
+
+    def _top_up_soon(self) -> None:
+        """A replacement for the warm browser a session just readied on, a moment later.
+
+        Not at once: on a small machine a Chromium launch takes a core for a few hundred
+        milliseconds, and the agent's first page usually comes right after create_session.
+        """
+        if self.warm_browsers < 1 or self._runners is None:
+            return
+        self._runners.start_soon(self._top_up_after_delay, name="warm browser refill")
+
+    async def _top_up_after_delay(self) -> None:
+        await anyio.sleep(self.warm_refill_delay)
+        self._top_up()
 
     def _live_browsers(self) -> int:
         """Sessions whose browser is not gone yet, plus every warm browser (claimed ones are sessions)."""
