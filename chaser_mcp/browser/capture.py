@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, Literal
 
+from ._tasks import side_by_side
 from .page import Page, PageError
 
 __all__ = ["AUTO_PNG_MAX_BYTES", "Capture", "CaptureError", "ImageFormat", "Scale", "capture"]
@@ -112,9 +113,8 @@ async def capture(
     Raises AgentError for a target that does not resolve (stale ref, bad selector, …),
     CaptureError when the budget cannot be met, and CDP errors when the page is unreachable.
     """
-    metrics = await page.call_agent("screenMetrics", timeout=timeout)
+    metrics, layout = await _read_metrics(page, timeout)
     await _state_metrics(page, metrics, timeout)
-    layout = await page.send("Page.getLayoutMetrics", timeout=timeout)
     viewport = layout["cssVisualViewport"]
     if target is not None:
         region = await _element_region(page, target, timeout)
@@ -135,6 +135,17 @@ async def capture(
     natural = (dpr if scale == "device" else 1.0) * float(viewport.get("scale") or 1)
     fit = _Fit(image_format, scale, max_width, max_bytes, timeout)
     return await _fit(page, region, natural, dpr, fit)
+
+
+async def _read_metrics(page: Page, timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The page's own metrics and its layout, asked side by side.
+
+    Stating the metrics after the layout was read changes nothing: they are the ones the page had.
+    """
+    return await side_by_side(
+        lambda: page.call_agent("screenMetrics", timeout=timeout),
+        lambda: page.send("Page.getLayoutMetrics", timeout=timeout),
+    )
 
 
 async def _state_metrics(page: Page, metrics: dict[str, Any], timeout: float) -> None:
