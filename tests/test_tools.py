@@ -397,7 +397,7 @@ async def test_a_screenshot_of_a_session_still_creating_says_it_is_still_startin
     message = error_text(await mcp_client.call_tool("take_screenshot", {"session_id": session_id}))
 
     assert "still starting" in message and "status 'creating'" in message
-    assert "Wait" in message
+    assert "wait a few seconds" in message
 
 
 async def test_a_screenshot_of_a_closed_session_says_it_has_ended_and_to_create_a_new_one(

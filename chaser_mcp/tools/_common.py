@@ -169,14 +169,14 @@ class SessionPages:
             )
         if session.status == "creating":
             raise ToolError(
-                f"Session {session_id} is still starting (status 'creating'). "
-                "Wait a few seconds and try again, or call get_session until status is 'ready'."
+                f"Session {session_id} is still starting (status 'creating'): wait a few seconds and "
+                "try again, or call get_session until its status is 'ready'."
             )
         if session.status != "ready" or not session.cdp_url:
             reason = f", ended_reason '{session.ended_reason}'" if session.ended_reason else ""
             raise ToolError(
-                f"Session {session_id} has ended (status '{session.status}'{reason}). "
-                "Create a new session with create_session."
+                f"Session {session_id} has ended (status '{session.status}'{reason}): "
+                "create a new session with create_session."
             )
         headers: dict[str, str] = {}
         # The cloud's CDP endpoint wants the API key; only ever send it over TLS.
