@@ -167,4 +167,4 @@ async def test_navigate_on_a_session_that_is_not_ready_says_to_wait(
 ) -> None:
     session_id = fake_chaser.seed_session(ready=False)
     result = await mcp_client.call_tool("navigate", {"session_id": session_id, "url": "https://example.com/"})
-    assert result.is_error and "creating" in error_text(result) and "Wait" in error_text(result)
+    assert result.is_error and "creating" in error_text(result) and "wait a few seconds" in error_text(result)
