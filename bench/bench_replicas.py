@@ -60,7 +60,7 @@ from bench.common import (
     write_result,
 )
 from tests.haproxy_support import HAProxy
-from tests.redis_support import RedisServer, free_port
+from tests.redis_support import RedisServer, free_ports
 
 # One key per caller: stateless callers take the first ones, handshake-era conversations the next ones
 # (a key shared by both would let the stateless caller adopt the other's sessions, as a caller may).
@@ -298,7 +298,8 @@ async def load_phase(plan: Plan, tmp: Path, result: dict[str, Any]) -> None:
                 "CHASER_STORE_HEARTBEAT": str(plan.heartbeat_s),
                 "CHASER_LOG_LEVEL": "WARNING",
             }
-            replicas = [Replica(free_port(), env, tmp / f"replica-{i}.log") for i in range(plan.replicas)]
+            ports = free_ports(plan.replicas)
+            replicas = [Replica(port, env, tmp / f"replica-{i}.log") for i, port in enumerate(ports)]
             async with replicas_running(replicas):
                 proxy = HAProxy(tmp / "haproxy", [r.port for r in replicas]).start()
                 try:
@@ -384,13 +385,14 @@ async def latency_phase(plan: Plan, tmp: Path, result: dict[str, Any]) -> None:
     try:
         async with fake_api(keys=KEYS[:1]) as fake:
             common = {"CHASER_BASE_URL": fake.url, "CHASER_LOG_LEVEL": "WARNING"}
+            redis_port, embedded_port = free_ports(2)
             on_redis = Replica(
-                free_port(),
+                redis_port,
                 common | {"CHASER_STORE": redis.url, "CHASER_STATE_SECRET": SECRET},
                 tmp / "on-redis.log",
             )
             embedded = Replica(
-                free_port(), common | {"CHASER_JOURNAL": str(tmp / "journal.sqlite3")}, tmp / "embedded.log"
+                embedded_port, common | {"CHASER_JOURNAL": str(tmp / "journal.sqlite3")}, tmp / "embedded.log"
             )
             samples: dict[str, list[float]] = {"redis": [], "embedded": []}
             async with replicas_running([on_redis, embedded]):

@@ -19,7 +19,7 @@ import httpx2
 import pytest
 
 from tests.http_server import wait_until
-from tests.redis_support import free_port
+from tests.redis_support import free_ports
 
 __all__ = ["CONFIG", "HAProxy", "haproxy_binary", "render_config"]
 
@@ -62,8 +62,7 @@ class HAProxy:
     def __init__(self, directory: Path, replica_ports: Sequence[int]) -> None:
         self.binary = haproxy_binary()
         self.replica_ports = list(replica_ports)
-        self.port = free_port()
-        self.stats_port = free_port()
+        self.port, self.stats_port = free_ports(2)
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "haproxy.cfg"
         self.config.write_text(render_config(self.port, self.stats_port, self.replica_ports))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-__all__ = ["RedisServer", "free_port", "redis_server_binary"]
+__all__ = ["RedisServer", "free_port", "free_ports", "redis_server_binary"]
 
 
 def redis_server_binary() -> str:
@@ -28,10 +29,24 @@ def redis_server_binary() -> str:
     return found
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports.
+
+    Every probe socket stays bound until all are chosen: two separate ``bind(0)`` calls may be handed
+    the same port, and HAProxy (SO_REUSEPORT by default) then binds two of its frontends to it and
+    splits connections between them, so a stats request is sometimes proxied to a replica instead.
+    """
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 class RedisServer:
