@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
+
 from bench.common import (
     bench_arguments,
     command_output,
@@ -69,6 +71,18 @@ def pss_mib(pids: list[int]) -> float:
     return total_kib / 1024
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the live processes among ``pids`` have used since they started."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 @dataclass(frozen=True)
 class Plan:
     rounds: int  # sessions created one after another
@@ -108,7 +122,9 @@ async def wait_ready(client: ChaserClient, session_id: str) -> Session:
 
 
 def unit_of(name: str) -> str:
-    return "KiB" if "size" in name else "MiB" if name.startswith("PSS") else "ms"
+    if "size" in name:
+        return "KiB"
+    return {"PSS": "MiB", "CPU": "s"}.get(name.split(",")[0], "ms")
 
 
 def summary(name: str, values: dict[str, Any]) -> str:
@@ -155,7 +171,11 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
                 record("PNG size", len(png) / 1024)
                 record("JPEG size", len(jpeg) / 1024)
                 await asyncio.sleep(plan.settle_s)  # let the renderer settle before measuring memory
-                record("PSS, one session (page loaded)", pss_mib(group_pids(browser.process.pid)))
+                browser_pids = group_pids(browser.process.pid)
+                record("PSS, one session (page loaded)", pss_mib(browser_pids))
+                # Everything the browser burnt from launch to here, taken from the agent's host on a small
+                # machine (the omnibox WebUI preload alone was ~1.3 s of it).
+                record("CPU, one session's browser, launch to end of round", cpu_seconds(browser_pids))
                 ms, _ = await timed(functools.partial(client.delete_session, session.id))
                 record("DELETE (browser fully gone)", ms)
 

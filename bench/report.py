@@ -204,6 +204,11 @@ LOCAL_ROWS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
         "PSS, sessions at once (each)",
         lambda s: f"{s['median']:.0f} MiB",
     ),
+    (
+        "CPU one session's browser used, launch to its memory reading (two pages, the screenshots)",
+        "CPU, one session's browser, launch to end of round",
+        lambda s: f"{s['median']:.2f} s",
+    ),
 )
 
 

@@ -188,8 +188,10 @@ def test_local_measures_every_step_of_a_session(quick_run: QuickRun) -> None:
         "PNG size",
         "JPEG size",
         "PSS, one session (page loaded)",
+        "CPU, one session's browser, launch to end of round",
         "DELETE (browser fully gone)",
     }
+    assert r["steps"]["CPU, one session's browser, launch to end of round"]["unit"] == "s"
     assert r["steps"]["create -> ready"]["n"] == r["plan"]["rounds"]
     assert (
         r["steps"]["screenshot PNG via API 1082x2402"]["n"] == r["plan"]["rounds"] * r["plan"]["screenshots"]
