@@ -342,22 +342,17 @@ class ChaserClient:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> httpx2.Response:
+        # The common case (no headers, no timeout of its own) builds nothing more per request.
+        limits = httpx2.USE_CLIENT_DEFAULT if timeout is None else httpx2.Timeout(self.timeout, read=timeout)
         try:
-            if headers is None and timeout is None:  # the common case builds nothing more
-                response = await self._http.client.request(
-                    method, self._url(path), json=json, params=params, headers=self._auth
-                )
-            else:
-                response = await self._http.client.request(
-                    method,
-                    self._url(path),
-                    json=json,
-                    params=params,
-                    headers={**self._auth, **(headers or {})},
-                    timeout=httpx2.Timeout(self.timeout, read=timeout)
-                    if timeout is not None
-                    else httpx2.USE_CLIENT_DEFAULT,
-                )
+            response = await self._http.client.request(
+                method,
+                self._url(path),
+                json=json,
+                params=params,
+                headers=self._auth if headers is None else {**self._auth, **headers},
+                timeout=limits,
+            )
         except (httpx2.HTTPError, httpx2.StreamError) as exc:
             raise self._transport_error(exc, method, path, timeout) from exc
         if response.is_success:
